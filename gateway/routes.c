@@ -1,0 +1,18 @@
+/* The route table: every endpoint of gatewayd in one place, with the key
+ * roles that may call it and whether it takes a JSON body. */
+#include "gateway/gateway.h"
+#include "gateway/handlers/handlers.h"
+
+#define PK GW_ROLE_PK
+#define SK GW_ROLE_SK
+#define AK GW_ROLE_AK
+
+const gw_route_t gw_routes[] = {
+    {"GET", "/healthz", handle_healthz_get, 0, GW_BODY_NONE},
+    {"GET", "/readyz", handle_readyz_get, 0, GW_BODY_NONE},
+    {"GET", "/metrics", handle_metrics_get, 0, GW_BODY_NONE},
+    {"GET", "/v1/merchant", handle_merchant_get, SK, GW_BODY_NONE},
+    {"POST", "/v1/merchant", handle_merchant_post, SK, GW_BODY_REQUIRED},
+};
+
+const size_t gw_nroutes = PC_ARRAY_LEN(gw_routes);

@@ -1,0 +1,228 @@
+/* Outbound HTTP over libcurl. One easy handle per thread, kept across calls
+ * so connections are reused (keep-alive); a pthread key frees it when the
+ * thread ends. The status says whether the request may have reached the
+ * peer: a request that may have been sent is an unknown outcome. */
+#include "util/util.h"
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+
+#define DEFAULT_MAX_RESPONSE (1u << 20)
+
+static pthread_key_t handle_key;
+static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
+
+static void handle_free(void *h)
+{
+    curl_easy_cleanup(h);
+}
+
+static void handle_key_init(void)
+{
+    pthread_key_create(&handle_key, handle_free);
+}
+
+static CURL *thread_handle(void)
+{
+    pthread_once(&handle_once, handle_key_init);
+    CURL *h = pthread_getspecific(handle_key);
+    if (h) {
+        curl_easy_reset(h); /* options only; the connection cache survives */
+        return h;
+    }
+    h = curl_easy_init();
+    if (h)
+        pthread_setspecific(handle_key, h);
+    return h;
+}
+
+void httpc_thread_cleanup(void)
+{
+    pthread_once(&handle_once, handle_key_init);
+    CURL *h = pthread_getspecific(handle_key);
+    if (h) {
+        curl_easy_cleanup(h);
+        pthread_setspecific(handle_key, NULL);
+    }
+}
+
+typedef struct {
+    httpc_response_t *rs;
+    size_t cap, max;
+    bool too_large;
+} sink_t;
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    sink_t *s = ud;
+    size_t n = size * nmemb;
+    if (s->rs->body_len + n > s->max) {
+        s->too_large = true;
+        return 0;
+    }
+    if (s->rs->body_len + n + 1 > s->cap) {
+        size_t nc = s->cap ? s->cap : 1024;
+        while (nc < s->rs->body_len + n + 1)
+            nc *= 2;
+        char *nb = realloc(s->rs->body, nc);
+        if (!nb)
+            return 0;
+        s->rs->body = nb;
+        s->cap = nc;
+    }
+    memcpy(s->rs->body + s->rs->body_len, ptr, n);
+    s->rs->body_len += n;
+    s->rs->body[s->rs->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
+{
+    httpc_response_t *rs = ud;
+    size_t n = size * nitems;
+    if (n > 12 && strncasecmp(buf, "Retry-After:", 12) == 0 && !rs->retry_after) {
+        const char *v = buf + 12;
+        while (*v == ' ')
+            v++;
+        size_t l = (size_t)(buf + n - v);
+        while (l > 0 && (v[l - 1] == '\r' || v[l - 1] == '\n'))
+            l--;
+        rs->retry_after = strndup(v, l);
+    }
+    return n;
+}
+
+static httpc_status_t classify(CURL *h, CURLcode cc, bool too_large)
+{
+    curl_off_t sent = 0;
+    long reqsize = 0;
+    curl_easy_getinfo(h, CURLINFO_REQUEST_SIZE, &reqsize);
+    sent = reqsize;
+    switch (cc) {
+    case CURLE_OK:
+        return HTTPC_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return HTTPC_NOT_SENT;
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_BAD_FUNCTION_ARGUMENT:
+    case CURLE_OUT_OF_MEMORY:
+        return HTTPC_ERROR;
+    case CURLE_OPERATION_TIMEDOUT:
+        return sent == 0 ? HTTPC_NOT_SENT : HTTPC_TIMEOUT;
+    case CURLE_WRITE_ERROR:
+        if (too_large)
+            return HTTPC_TOO_LARGE;
+        return HTTPC_BROKEN;
+    default:
+        return sent == 0 ? HTTPC_NOT_SENT : HTTPC_BROKEN;
+    }
+}
+
+httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
+{
+    memset(rs, 0, sizeof *rs);
+    CURL *h = thread_handle();
+    if (!h) {
+        rs->status = HTTPC_ERROR;
+        return rs->status;
+    }
+    struct curl_slist *hdrs = NULL;
+    for (const char *const *p = rq->headers; p && *p; p++)
+        hdrs = curl_slist_append(hdrs, *p);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    sink_t sink = {.rs = rs, .max = rq->max_response ? rq->max_response : DEFAULT_MAX_RESPONSE};
+
+    curl_easy_setopt(h, CURLOPT_URL, rq->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 16L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     rq->connect_timeout_ms > 0 ? rq->connect_timeout_ms : 2000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0 ? rq->timeout_ms : 10000L);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, rs->errbuf);
+
+    const char *m = rq->method ? rq->method : "GET";
+    if (strcmp(m, "GET") != 0)
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+    if (rq->body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+    } else if (!strcmp(m, "POST") || !strcmp(m, "PUT")) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)0);
+    }
+
+    CURLcode cc = curl_easy_perform(h);
+    curl_slist_free_all(hdrs);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, NULL);
+    rs->status = classify(h, cc, sink.too_large);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &rs->http_status);
+    double t = 0;
+    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &t);
+    rs->total_ms = t * 1000.0;
+    if (rs->status != HTTPC_OK && !rs->errbuf[0])
+        snprintf(rs->errbuf, sizeof rs->errbuf, "%s", curl_easy_strerror(cc));
+    if (!rs->body) {
+        rs->body = calloc(1, 1);
+        rs->body_len = 0;
+    }
+    return rs->status;
+}
+
+void httpc_response_free(httpc_response_t *rs)
+{
+    free(rs->body);
+    free(rs->retry_after);
+    rs->body = NULL;
+    rs->retry_after = NULL;
+}
+
+const char *httpc_status_str(httpc_status_t s)
+{
+    switch (s) {
+    case HTTPC_OK: return "ok";
+    case HTTPC_NOT_SENT: return "not_sent";
+    case HTTPC_TIMEOUT: return "timeout";
+    case HTTPC_BROKEN: return "broken";
+    case HTTPC_TOO_LARGE: return "too_large";
+    default: return "error";
+    }
+}
+
+bool httpc_url_is_loopback_http(const char *url)
+{
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL;
+    bool ok = false;
+    if (u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && !strcmp(scheme, "http")) {
+        struct in_addr a4;
+        if (!strcmp(host, "localhost") || !strcmp(host, "[::1]"))
+            ok = true;
+        else if (inet_pton(AF_INET, host, &a4) == 1)
+            ok = (ntohl(a4.s_addr) >> 24) == 127;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ok;
+}
