@@ -444,6 +444,64 @@ h_merchant_t h_merchant_create(const char *db, const char *name)
     return m;
 }
 
+/* ------------------------------------------------------------ sandboxes */
+
+h_sandbox_t *h_sandbox_start(const char *name, const char *tag, const char *const extra_args[])
+{
+    h_sandbox_t *s = calloc(1, sizeof *s);
+    char bin[1024], pf[1024], cpf[1024];
+    snprintf(bin, sizeof bin, "%s/sandbox-%s", SANDBOX_BIN_DIR, name);
+    snprintf(pf, sizeof pf, "%s/%s.port", workdir, tag);
+    snprintf(cpf, sizeof cpf, "%s/%s.control-port", workdir, tag);
+    unlink(pf);
+    unlink(cpf);
+    char *argv[40] = {bin, "--port", "0", "--port-file", pf, "--control-port", "0",
+                      "--control-port-file", cpf};
+    int n = 9;
+    for (int i = 0; extra_args && extra_args[i] && n < 39; i++)
+        argv[n++] = (char *)extra_args[i];
+    argv[n] = NULL;
+    s->proc = h_proc_start(tag, argv, NULL);
+    s->port = h_wait_port_file(pf, 15000);
+    s->control_port = h_wait_port_file(cpf, 15000);
+    ck_assert_msg(s->port > 0 && s->control_port > 0, "sandbox %s did not start; see %s", name,
+                  s->proc->log);
+    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
+    snprintf(s->control_url, sizeof s->control_url, "http://127.0.0.1:%d", s->control_port);
+    return s;
+}
+
+int h_sandbox_stop(h_sandbox_t *s)
+{
+    if (!s)
+        return -1;
+    int rc = h_proc_stop(s->proc, SIGTERM, 20000);
+    free(s->proc);
+    free(s);
+    return rc;
+}
+
+void h_sandbox_faults(const h_sandbox_t *s, const char *json)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/_sandbox/faults", s->control_url);
+    h_resp_t r = h_http("POST", url, NULL, json, NULL);
+    ck_assert_msg(r.status == 200, "setting faults %s failed: %ld %s", json, r.status, r.body);
+    h_resp_free(&r);
+    usleep(150 * 1000); /* "down" and "none" move the API listener asynchronously */
+}
+
+json_t *h_sandbox_charges(const h_sandbox_t *s)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/_sandbox/charges", s->control_url);
+    h_resp_t r = h_http("GET", url, NULL, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    json_t *j = json_incref(r.json);
+    h_resp_free(&r);
+    return j;
+}
+
 /* ----------------------------------------------------------------- HTTP */
 
 typedef struct {

@@ -68,6 +68,22 @@ typedef struct {
 } h_merchant_t;
 h_merchant_t h_merchant_create(const char *db, const char *name);
 
+/* Sandboxes (sandbox-<name> binaries). The control URL stays up when the
+ * sandbox simulates an outage. */
+typedef struct {
+    h_proc_t *proc;
+    char url[128];
+    char control_url[128];
+    int port, control_port;
+} h_sandbox_t;
+
+h_sandbox_t *h_sandbox_start(const char *name, const char *tag, const char *const extra_args[]);
+int h_sandbox_stop(h_sandbox_t *s);
+/* POST /_sandbox/faults on the control listener; asserts 200. */
+void h_sandbox_faults(const h_sandbox_t *s, const char *json);
+/* GET /_sandbox/charges (caller json_decref()s). */
+json_t *h_sandbox_charges(const h_sandbox_t *s);
+
 /* HTTP. */
 typedef struct {
     long status;

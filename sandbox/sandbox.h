@@ -1,0 +1,123 @@
+/* sandbox: stand-ins for the outside world (provider APIs, pricing,
+ * inventory, a webhook receiver). This header is the small framework they
+ * share: an HTTP server on loopback with a control listener that survives a
+ * simulated outage, fault injection, a charge ledger and an idempotency
+ * store. Each sandbox is one file with its own main() (sandbox/<name>.c →
+ * executable sandbox-<name>). */
+#ifndef PORTCULLIS_SANDBOX_H
+#define PORTCULLIS_SANDBOX_H
+
+#include "util/util.h"
+#include <microhttpd.h>
+
+typedef struct {
+    struct MHD_Connection *con;
+    const char *method;
+    const char *path;
+    const char *body; /* NUL-terminated */
+    size_t body_len;
+    json_t *json;     /* parsed body when it is JSON, else NULL */
+    bool control;     /* arrived on the control listener */
+} sbx_req_t;
+
+/* A dialect's request handler; must queue exactly one reply (or return
+ * sbx_reset()). */
+typedef enum MHD_Result (*sbx_handler_fn)(sbx_req_t *rq);
+
+typedef struct {
+    const char *name;          /* "stripe" */
+    sbx_handler_fn handler;
+    /* optional extra control routes under /_sandbox/ (return MHD_NO + *handled=false
+     * to fall through to the framework's 404) */
+    enum MHD_Result (*control)(sbx_req_t *rq, bool *handled);
+    /* optional: extra command-line flag handling (--catalog FILE ...) */
+    bool (*flag)(const char *name, const char *value);
+} sbx_dialect_t;
+
+/* Common main: flags --port N (0 = any), --port-file F, --control-port N,
+ * --control-port-file F, plus the dialect's own; serves until SIGTERM. */
+int sbx_main(int argc, char **argv, const sbx_dialect_t *d);
+
+/* Replies. */
+enum MHD_Result sbx_reply_json(sbx_req_t *rq, unsigned status, json_t *body /* stolen */);
+enum MHD_Result sbx_reply_raw(sbx_req_t *rq, unsigned status, const char *ctype, const char *body,
+                              size_t len);
+/* Drops the connection with a TCP reset and no response. */
+enum MHD_Result sbx_reset(sbx_req_t *rq);
+const char *sbx_header(sbx_req_t *rq, const char *name);
+const char *sbx_query(sbx_req_t *rq, const char *name);
+/* Value of a form-encoded body field (application/x-www-form-urlencoded);
+ * malloc'd, URL-decoded, or NULL. */
+char *sbx_form_get(const sbx_req_t *rq, const char *key);
+/* Path segment i (0-based) of rq->path, malloc'd, or NULL. */
+char *sbx_path_segment(const sbx_req_t *rq, int i);
+
+/* ------------------------------------------------------------------------
+ * Faults (POST /_sandbox/faults). A payment operation asks what to do:
+ *
+ *     sbx_fault_t f = sbx_fault_draw();     // applies latency itself
+ *     if (f.mode != SBX_NONE && !f.after_processing) return sbx_fault_fail(rq, &f);
+ *     ...process and record the payment...
+ *     if (f.mode != SBX_NONE && f.after_processing) return sbx_fault_fail(rq, &f);
+ *     ...normal reply...
+ *
+ * Lookups must not call sbx_fault_draw(): they keep answering truthfully.
+ * ---------------------------------------------------------------------- */
+typedef enum { SBX_NONE = 0, SBX_DOWN, SBX_ERROR_500, SBX_RESET, SBX_TIMEOUT, SBX_LATENCY } sbx_mode_t;
+
+typedef struct {
+    sbx_mode_t mode; /* the fault to inject on this request (NONE if the rate says no) */
+    bool after_processing;
+} sbx_fault_t;
+
+sbx_fault_t sbx_fault_draw(void);
+/* Injects f on this request: 500 with a provider-neutral body, a TCP reset,
+ * or holding the reply past any client timeout (then a reset). */
+enum MHD_Result sbx_fault_fail(sbx_req_t *rq, const sbx_fault_t *f);
+/* The webhook receiver's "fail_next": answers true (and counts down) while
+ * deliveries should fail. */
+bool sbx_fail_next_take(void);
+
+/* ------------------------------------------------------------------------
+ * The charge ledger behind GET /_sandbox/charges: one entry per idempotency
+ * key, declines included; never a full PAN.
+ * ---------------------------------------------------------------------- */
+typedef struct {
+    char id[64];
+    char idempotency_key[256];
+    char reference[128]; /* the merchant's reference (e.g. the attempt id) */
+    int64_t amount;
+    int64_t captured;
+    int64_t refunded;
+    char currency[4];
+    char status[16]; /* authorized, captured, declined, voided, refunded */
+    char last4[5];
+    char decline_code[32];
+} sbx_charge_t;
+
+/* Adds a charge; returns false if the idempotency key already has one. */
+bool sbx_ledger_add(const sbx_charge_t *c);
+/* Copies the charge with this id / idempotency key / reference into *out. */
+bool sbx_ledger_get(const char *id, sbx_charge_t *out);
+bool sbx_ledger_by_key(const char *idempotency_key, sbx_charge_t *out);
+bool sbx_ledger_by_reference(const char *reference, sbx_charge_t *out);
+/* Replaces the stored charge with the same id. */
+bool sbx_ledger_update(const sbx_charge_t *c);
+size_t sbx_ledger_count(void);
+
+/* ------------------------------------------------------------------------
+ * Idempotency store: a replayable response per key, with a fingerprint of
+ * the request so a reused key with other parameters can be refused.
+ * ---------------------------------------------------------------------- */
+typedef enum { SBX_IDEM_NEW = 0, SBX_IDEM_REPLAY, SBX_IDEM_MISMATCH, SBX_IDEM_IN_PROGRESS } sbx_idem_t;
+
+/* Claims `key` for a request with this fingerprint. On REPLAY, *status and
+ * *body (malloc'd) hold the stored response. */
+sbx_idem_t sbx_idem_begin(const char *key, const char *fingerprint, unsigned *status, char **body);
+/* Stores the response for a claimed key (or releases it when body is NULL). */
+void sbx_idem_finish(const char *key, unsigned status, const char *body);
+
+/* A short random id with a prefix ("pi_..."). */
+void sbx_id(char *out, size_t n, const char *prefix);
+
+#endif
