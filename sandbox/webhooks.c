@@ -486,7 +486,7 @@ static bool flag(const char *name, const char *value)
     if (!strcmp(name, "--secret-file")) {
         keyset_t fresh = {0};
         if (!keyset_from_file(value, &fresh, err, sizeof err)) {
-            fprintf(stderr, "sandbox-webhooks: --secret-file %s: %s\n", value, err);
+            fprintf(stderr, "sandbox-webhooks: --secret-file: %s\n", err);
             exit(2);
         }
         keyset_install(&fresh);
