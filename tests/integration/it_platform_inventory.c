@@ -289,6 +289,58 @@ START_TEST(expired_reservation_returns_its_stock)
 }
 END_TEST
 
+START_TEST(mixed_ttls_expire_in_order_and_closed_ids_are_forgotten_after_retention)
+{
+    h_sandbox_t *saved = inv;
+    const char *args[] = {"--catalog", DEMO_CATALOG, "--retain-seconds", "1", NULL};
+    inv = h_sandbox_start("inventory", "inventory-retain", args);
+    const char *ids[] = {"r_a", "r_b", "r_c", "r_d", "r_e"};
+    const int ttl[] = {1, 30, 1, 4, 30};
+    for (int i = 0; i < 5; i++) {
+        char body[128];
+        snprintf(body, sizeof body,
+                 "{\"items\": [{\"sku\": \"SKU-TEAPOT\", \"quantity\": %d}], "
+                 "\"ttl_seconds\": %d}",
+                 i + 1, ttl[i]);
+        h_resp_t r = reserve(ids[i], body);
+        ck_assert_int_eq(r.status, 201);
+        h_resp_free(&r);
+    }
+    ck_assert_stock("SKU-TEAPOT", 5000, 15, 0);
+    /* take one out of the middle of the expiry order */
+    h_resp_t r = release("r_b");
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    r = commit("r_e");
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-TEAPOT", 4995, 8, 5);
+    usleep(1300 * 1000);
+    /* a and c (ttl 1) expired; d (ttl 4) still holds its 4 */
+    ck_assert_stock("SKU-TEAPOT", 4995, 4, 5);
+    char st[32];
+    ck_assert_str_eq(status_of("r_a", st, sizeof st), "expired");
+    ck_assert_str_eq(status_of("r_d", st, sizeof st), "reserved");
+    /* b, e (closed over 1 s ago) are forgotten; a and c closed just now */
+    ck_assert_str_eq(status_of("r_b", st, sizeof st), "missing");
+    ck_assert_str_eq(status_of("r_e", st, sizeof st), "missing");
+    usleep(1200 * 1000);
+    ck_assert_str_eq(status_of("r_a", st, sizeof st), "missing");
+    ck_assert_str_eq(status_of("r_c", st, sizeof st), "missing");
+    ck_assert_str_eq(status_of("r_d", st, sizeof st), "reserved");
+    /* a forgotten id is new again */
+    r = reserve("r_b", "{\"items\": [{\"sku\": \"SKU-TEAPOT\", \"quantity\": 1}]}");
+    ck_assert_int_eq(r.status, 201);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-TEAPOT", 4995, 5, 5);
+    usleep(1800 * 1000);
+    ck_assert_str_eq(status_of("r_d", st, sizeof st), "expired");
+    ck_assert_stock("SKU-TEAPOT", 4995, 1, 5);
+    h_sandbox_stop(inv);
+    inv = saved;
+}
+END_TEST
+
 /* ---------------------------------------------------------- concurrency */
 
 #define RACERS 50
@@ -440,6 +492,7 @@ int main(void)
     tcase_add_test(tc, commit_sells_the_units_and_is_idempotent);
     tcase_add_test(tc, release_returns_the_units_and_is_idempotent);
     tcase_add_test(tc, expired_reservation_returns_its_stock);
+    tcase_add_test(tc, mixed_ttls_expire_in_order_and_closed_ids_are_forgotten_after_retention);
     tcase_add_test(tc, fifty_parallel_reservations_of_last_one_exactly_one_succeeds);
     tcase_add_test(tc, stock_control_route_sets_levels);
     tcase_add_test(tc, bad_input_is_400_naming_the_field);
