@@ -402,7 +402,7 @@ typedef struct {
     const char *skus[MAX_LINES];
 } resv_req_t;
 
-typedef enum { OUT_CREATED, OUT_REPLAY, OUT_CLOSED, OUT_MISMATCH, OUT_SHORT } outcome_t;
+typedef enum { OUT_CREATED, OUT_REPLAY, OUT_CLOSED, OUT_MISMATCH, OUT_SHORT, OUT_FAULT } outcome_t;
 
 static bool reserve_parse(const json_t *body, resv_req_t *q, jspec_error_t *je)
 {
@@ -546,12 +546,18 @@ static enum MHD_Result reply_state(sbx_req_t *rq, unsigned status, const snap_t 
     return sbx_reply_json(rq, status, body);
 }
 
-static enum MHD_Result reserve_reply(sbx_req_t *rq, const resv_req_t *q)
+static enum MHD_Result reserve_reply(sbx_req_t *rq, const resv_req_t *q, const sbx_fault_t *f)
 {
     snap_t *s = malloc(sizeof *s);
     int64_t avail[MAX_LINES];
     enum MHD_Result res = MHD_NO;
-    switch (reserve_locked(q, s, avail)) {
+    outcome_t o = reserve_locked(q, s, avail);
+    if (f->mode != SBX_NONE && f->after_processing)
+        o = OUT_FAULT;
+    switch (o) {
+    case OUT_FAULT:
+        res = sbx_fault_fail(rq, f);
+        break;
     case OUT_CREATED:
         res = sbx_reply_json(rq, 201, snap_json(s));
         break;
@@ -575,7 +581,7 @@ static enum MHD_Result reserve_reply(sbx_req_t *rq, const resv_req_t *q)
     return res;
 }
 
-static enum MHD_Result reservation_put(sbx_req_t *rq, const char *id)
+static enum MHD_Result reservation_put(sbx_req_t *rq, const char *id, const sbx_fault_t *f)
 {
     enum MHD_Result res;
     if (!body_is_object(rq, false, &res))
@@ -589,7 +595,7 @@ static enum MHD_Result reservation_put(sbx_req_t *rq, const char *id)
         bool unknown = false;
         res = resolve_skus(rq, q, &unknown);
         if (!unknown)
-            res = reserve_reply(rq, q);
+            res = reserve_reply(rq, q, f);
     }
     free(q);
     return res;
@@ -597,7 +603,7 @@ static enum MHD_Result reservation_put(sbx_req_t *rq, const char *id)
 
 /* ---------------------------------------------------- commit / release */
 
-typedef enum { ACT_COMMIT, ACT_RELEASE } act_t;
+typedef enum { ACT_RESERVE, ACT_COMMIT, ACT_RELEASE } act_t;
 
 /* Returns false when the id is unknown; fills *s after the transition. */
 static bool transition_locked(const char *id, act_t act, snap_t *s)
@@ -617,7 +623,8 @@ static bool transition_locked(const char *id, act_t act, snap_t *s)
 /* Commit: reserved or committed -> 200 committed; released/expired -> 409.
  * Release: reserved, released or expired -> 200 (nothing is held any more);
  * committed -> 409. */
-static enum MHD_Result reservation_act(sbx_req_t *rq, const char *id, act_t act)
+static enum MHD_Result reservation_act(sbx_req_t *rq, const char *id, act_t act,
+                                       const sbx_fault_t *f)
 {
     enum MHD_Result res;
     if (!body_is_object(rq, true, &res))
@@ -627,7 +634,10 @@ static enum MHD_Result reservation_act(sbx_req_t *rq, const char *id, act_t act)
     if (rq->json && !jspec_parse(rq->json, none, "", &je))
         return reply_jspec(rq, &je);
     snap_t *s = malloc(sizeof *s);
-    if (!transition_locked(id, act, s))
+    bool found = transition_locked(id, act, s);
+    if (found && f->mode != SBX_NONE && f->after_processing)
+        res = sbx_fault_fail(rq, f);
+    else if (!found)
         res = sbx_reply_json(rq, 404, err_body(ERR_RESOURCE_MISSING, "id", "No such reservation."));
     else if (act == ACT_COMMIT && s->state != R_COMMITTED)
         res = reply_state(rq, 409, s, "invalid_request_error",
@@ -640,6 +650,19 @@ static enum MHD_Result reservation_act(sbx_req_t *rq, const char *id, act_t act)
         res = sbx_reply_json(rq, 200, snap_json(s));
     free(s);
     return res;
+}
+
+/* Injected faults (POST /_sandbox/faults) hit the three mutations like a
+ * real service's partial outage; with after_processing the change is made
+ * and the reply lost, which is what a retry under the same id must survive. */
+static enum MHD_Result mutate(sbx_req_t *rq, const char *id, act_t act)
+{
+    sbx_fault_t f = sbx_fault_draw();
+    if (f.mode != SBX_NONE && !f.after_processing)
+        return sbx_fault_fail(rq, &f);
+    if (act == ACT_RESERVE)
+        return reservation_put(rq, id, &f);
+    return reservation_act(rq, id, act, &f);
 }
 
 /* /v1/reservations/{id} and /v1/reservations/{id}/commit */
@@ -659,11 +682,11 @@ static enum MHD_Result handle(sbx_req_t *rq)
                                       "A reservation id is 1 to 128 characters of "
                                       "A-Z a-z 0-9 - _ . :"));
     else if (commit && !strcmp(rq->method, "POST"))
-        res = reservation_act(rq, id, ACT_COMMIT);
+        res = mutate(rq, id, ACT_COMMIT);
     else if (!commit && !strcmp(rq->method, "PUT"))
-        res = reservation_put(rq, id);
+        res = mutate(rq, id, ACT_RESERVE);
     else if (!commit && !strcmp(rq->method, "DELETE"))
-        res = reservation_act(rq, id, ACT_RELEASE);
+        res = mutate(rq, id, ACT_RELEASE);
     else
         res = sbx_reply_json(rq, 405, err_body(ERR_METHOD_NOT_ALLOWED, NULL, NULL));
     free(v1);

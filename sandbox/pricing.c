@@ -471,12 +471,17 @@ static enum MHD_Result quote_post(sbx_req_t *rq)
     return res;
 }
 
+/* Injected faults (POST /_sandbox/faults) hit quotes; a quote changes
+ * nothing, so after_processing only decides when the failure happens. */
 static enum MHD_Result handle(sbx_req_t *rq)
 {
     if (strcmp(rq->path, "/v1/quote") != 0)
         return sbx_reply_json(rq, 404, err_body(ERR_ROUTE_NOT_FOUND, NULL, NULL));
     if (strcmp(rq->method, "POST") != 0)
         return sbx_reply_json(rq, 405, err_body(ERR_METHOD_NOT_ALLOWED, NULL, NULL));
+    sbx_fault_t f = sbx_fault_draw();
+    if (f.mode != SBX_NONE)
+        return sbx_fault_fail(rq, &f);
     return quote_post(rq);
 }
 

@@ -341,6 +341,38 @@ START_TEST(mixed_ttls_expire_in_order_and_closed_ids_are_forgotten_after_retenti
 }
 END_TEST
 
+START_TEST(reply_lost_after_processing_then_retry_under_same_id_replays)
+{
+    /* the failure before processing changes nothing */
+    h_sandbox_faults(inv, "{\"mode\": \"error_500\"}");
+    h_resp_t r = reserve("chk_lost", "{\"items\": [{\"sku\": \"SKU-LAST-ONE\", \"quantity\": 1}]}");
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-LAST-ONE", 1, 0, 0);
+    /* after processing: the unit is held though the caller saw a failure */
+    h_sandbox_faults(inv, "{\"mode\": \"reset\", \"after_processing\": true}");
+    r = reserve("chk_lost", "{\"items\": [{\"sku\": \"SKU-LAST-ONE\", \"quantity\": 1}]}");
+    ck_assert_int_ne(r.net, HTTPC_OK);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-LAST-ONE", 1, 1, 0);
+    h_sandbox_faults(inv, "{\"mode\": \"error_500\", \"after_processing\": true}");
+    r = commit("chk_lost");
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-LAST-ONE", 0, 0, 1);
+    /* retries under the same id find the work done, without doing it twice */
+    h_sandbox_faults(inv, "{\"mode\": \"none\"}");
+    r = reserve("chk_lost", "{\"items\": [{\"sku\": \"SKU-LAST-ONE\", \"quantity\": 1}]}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "committed");
+    h_resp_free(&r);
+    r = commit("chk_lost");
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_stock("SKU-LAST-ONE", 0, 0, 1);
+}
+END_TEST
+
 /* ---------------------------------------------------------- concurrency */
 
 #define RACERS 50
@@ -493,6 +525,7 @@ int main(void)
     tcase_add_test(tc, release_returns_the_units_and_is_idempotent);
     tcase_add_test(tc, expired_reservation_returns_its_stock);
     tcase_add_test(tc, mixed_ttls_expire_in_order_and_closed_ids_are_forgotten_after_retention);
+    tcase_add_test(tc, reply_lost_after_processing_then_retry_under_same_id_replays);
     tcase_add_test(tc, fifty_parallel_reservations_of_last_one_exactly_one_succeeds);
     tcase_add_test(tc, stock_control_route_sets_levels);
     tcase_add_test(tc, bad_input_is_400_naming_the_field);

@@ -369,6 +369,28 @@ START_TEST(price_change_through_control_route_changes_next_quote)
 }
 END_TEST
 
+START_TEST(injected_faults_hit_quotes_until_cleared)
+{
+    static const char mug[] = "{\"currency\": \"EUR\", \"items\": [{\"sku\": "
+                              "\"SKU-RED-MUG\", \"quantity\": 2}], \"shipping\": "
+                              "{\"country\": \"GB\"}}";
+    h_sandbox_faults(demo, "{\"mode\": \"error_500\"}");
+    h_resp_t r = quote(demo, mug);
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    h_sandbox_faults(demo, "{\"mode\": \"reset\"}");
+    r = quote(demo, mug);
+    ck_assert_int_ne(r.net, HTTPC_OK);
+    h_resp_free(&r);
+    h_sandbox_faults(demo, "{\"mode\": \"down\"}");
+    r = quote(demo, mug);
+    ck_assert_int_ne(r.net, HTTPC_OK);
+    h_resp_free(&r);
+    h_sandbox_faults(demo, "{\"mode\": \"none\"}");
+    json_decref(quote_ok(demo, mug, 2598, 0, 0));
+}
+END_TEST
+
 /* Runs sandbox-pricing on a catalog and returns its exit code. */
 static int run_with_catalog(const char *name, const char *text)
 {
@@ -419,6 +441,7 @@ int main(void)
     tcase_add_test(tc, bad_input_is_400_naming_the_field);
     tcase_add_test(tc, routes_and_methods_are_checked);
     tcase_add_test(tc, price_change_through_control_route_changes_next_quote);
+    tcase_add_test(tc, injected_faults_hit_quotes_until_cleared);
     suite_add_tcase(s, tc);
     TCase *boot = h_tcase("catalog", 60);
     tcase_add_test(boot, bad_catalog_stops_start_up);

@@ -338,6 +338,21 @@ START_TEST(fail_next_answers_500_then_deliveries_succeed)
 }
 END_TEST
 
+START_TEST(fault_after_processing_records_the_event_and_the_redelivery_dedups)
+{
+    h_sandbox_faults(wh, "{\"mode\": \"error_500\", \"after_processing\": true}");
+    h_resp_t r = deliver(SECRET_ONE, event_a);
+    ck_assert_int_eq(r.status, 500);
+    h_resp_free(&r);
+    h_sandbox_faults(wh, "{\"mode\": \"none\"}");
+    r = deliver(SECRET_ONE, event_a); /* the sender's retry */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(json_is_true(json_object_get(r.json, "duplicate")));
+    h_resp_free(&r);
+    assert_counts(2, 1, 0);
+}
+END_TEST
+
 START_TEST(redeliveries_of_one_event_count_as_one_unique_event)
 {
     long long t = (long long)time(NULL);
@@ -429,6 +444,7 @@ int main(void)
     tcase_add_test(tc, receiver_with_two_secrets_accepts_either);
     tcase_add_test(tc, secrets_replaced_at_runtime);
     tcase_add_test(tc, fail_next_answers_500_then_deliveries_succeed);
+    tcase_add_test(tc, fault_after_processing_records_the_event_and_the_redelivery_dedups);
     tcase_add_test(tc, redeliveries_of_one_event_count_as_one_unique_event);
     tcase_add_test(tc, malformed_event_body_is_refused_but_not_as_a_bad_signature);
     tcase_add_test(tc, secret_file_readable_by_others_stops_start_up);
