@@ -500,8 +500,7 @@ vault_status_t vault_seal(vault_client_t *vc, const char *merchant_id, const cha
     vconn_t *c;
     vault_status_t s = transact(vc, build_req, &r, &m, &c);
     if (s == VAULT_OK) {
-        const proto_field_t *f = &m.f[T_SEALED];
-        *sealed = f->present ? strndup((const char *)f->p, f->len) : NULL;
+        *sealed = proto_dup_str(&m, T_SEALED);
         if (!*sealed)
             s = VAULT_ERROR;
     }

@@ -1,5 +1,6 @@
 /* The vault wire format: strict in-place TLV parsing and frame building. */
 #include "vault/proto.h"
+#include <stdlib.h>
 #include <string.h>
 
 /* Largest length each tag may carry; 0 = tag unused on the wire. */
@@ -69,6 +70,19 @@ bool proto_get_u32(const proto_msg_t *m, proto_tag_t t, uint32_t *out)
         return false;
     *out = (uint32_t)f->p[0] << 24 | (uint32_t)f->p[1] << 16 | (uint32_t)f->p[2] << 8 | f->p[3];
     return true;
+}
+
+char *proto_dup_str(const proto_msg_t *m, proto_tag_t t)
+{
+    const proto_field_t *f = &m->f[t];
+    if (!f->present || memchr(f->p, '\0', f->len))
+        return NULL;
+    char *s = malloc((size_t)f->len + 1);
+    if (s) {
+        memcpy(s, f->p, f->len);
+        s[f->len] = '\0';
+    }
+    return s;
 }
 
 void proto_begin(proto_writer_t *w, uint8_t *buf, size_t cap, uint8_t code)

@@ -84,6 +84,9 @@ bool proto_frame_len(const uint8_t hdr[PROTO_HDR], size_t *len) PC_WUR;
  * (false if absent, too long, or holding a NUL or control byte). */
 bool proto_get_str(const proto_msg_t *m, proto_tag_t t, char *out, size_t cap) PC_WUR;
 bool proto_get_u32(const proto_msg_t *m, proto_tag_t t, uint32_t *out) PC_WUR;
+/* A malloc'd, NUL-terminated copy of a string field (NULL if absent or
+ * holding a NUL). Fields are not NUL-terminated in the frame. */
+char *proto_dup_str(const proto_msg_t *m, proto_tag_t t) PC_WUR;
 
 /* Builds a frame (prefix included) into a caller buffer. */
 typedef struct {

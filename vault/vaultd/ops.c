@@ -281,8 +281,7 @@ static uint8_t op_unseal(vd_conn_t *c, const proto_msg_t *m, proto_writer_t *w, 
     char merchant[65], context[129];
     char *sealed = NULL;
     if (!get_id(m, T_MERCHANT, merchant, sizeof merchant) ||
-        !get_id(m, T_CONTEXT, context, sizeof context) || !m->f[T_SEALED].present ||
-        !(sealed = strndup((const char *)m->f[T_SEALED].p, m->f[T_SEALED].len))) {
+        !get_id(m, T_CONTEXT, context, sizeof context) || !(sealed = proto_dup_str(m, T_SEALED))) {
         *why = "merchant, context and sealed text are required";
         return PST_BAD_FRAME;
     }
