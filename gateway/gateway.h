@@ -189,4 +189,34 @@ extern const size_t gw_nmigrations;
 /* Applies every pending migration, one transaction each; prints progress. */
 int gw_migrate(PGconn *pg, bool verbose) PC_WUR;
 
+/* ------------------------------------------------------------------------
+ * The vault link (gateway/vaultlink.c): the process-wide client of vaultd
+ * (vault/vault.h), and the rate limit of POST /v1/tokens (gateway/ratelimit.c).
+ * ---------------------------------------------------------------------- */
+typedef struct {
+    char *socket, *tls_host, *tls_ca_file, *tls_cert_file, *tls_key_file;
+    int64_t tls_port, pool_size, timeout_ms;
+    int64_t tokens_key_per_minute, tokens_key_burst, tokens_ip_per_minute, tokens_ip_burst;
+} gw_vault_config_t;
+extern gw_vault_config_t gw_vault_cfg;
+
+struct vault_client;
+/* The shared, thread-safe vault client; NULL when no vault is configured. */
+struct vault_client *gw_vault(void);
+/* Creates the client from vault.* (and registers the /readyz check); 0 when
+ * no vault is configured, -1 when the configuration is unusable. */
+int gw_vault_start(void) PC_WUR;
+void gw_vault_stop(void);
+
+/* Token buckets keyed by a string (an API key id, a client IP), in a fixed
+ * set-associative table: a flood of new keys evicts the longest-idle. */
+typedef struct gw_ratelimit gw_ratelimit_t;
+gw_ratelimit_t *gw_ratelimit_new(int64_t per_minute, int64_t burst) PC_WUR;
+void gw_ratelimit_free(gw_ratelimit_t *rl);
+/* Takes one token; false when the bucket is empty (*retry_after_s set). */
+bool gw_ratelimit_take(gw_ratelimit_t *rl, const char *key, int *retry_after_s) PC_WUR;
+void gw_ratelimit_refund(gw_ratelimit_t *rl, const char *key);
+/* POST /v1/tokens: per API key and per client IP; false = answer 429. */
+bool gw_tokens_rate_ok(const gw_request_t *rq, int *retry_after_s) PC_WUR;
+
 #endif

@@ -82,6 +82,8 @@ int main(int argc, char **argv)
         .password = gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL,
         .application_name = "gatewayd",
     };
+    if (gw_vault_start() != 0)
+        return 1;
     gw.db = db_pool_create(&pc);
     if (!gw.db || gw_notify_start() != 0 || gw_server_start() != 0) {
         log_error("gatewayd failed to start");
@@ -110,6 +112,7 @@ int main(int argc, char **argv)
         break;
     }
     gw_server_stop();
+    gw_vault_stop();
     gw_notify_stop();
     db_pool_destroy(gw.db);
     gw.db = NULL;

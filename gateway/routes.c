@@ -13,6 +13,7 @@ const gw_route_t gw_routes[] = {
     {"GET", "/metrics", handle_metrics_get, 0, GW_BODY_NONE},
     {"GET", "/v1/merchant", handle_merchant_get, SK, GW_BODY_NONE},
     {"POST", "/v1/merchant", handle_merchant_post, SK, GW_BODY_REQUIRED},
+    {"POST", "/v1/tokens", handle_tokens_post, PK | SK, GW_BODY_REQUIRED},
 };
 
 const size_t gw_nroutes = PC_ARRAY_LEN(gw_routes);

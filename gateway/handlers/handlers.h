@@ -9,5 +9,6 @@ enum MHD_Result handle_readyz_get(gw_request_t *rq);
 enum MHD_Result handle_metrics_get(gw_request_t *rq);
 enum MHD_Result handle_merchant_get(gw_request_t *rq);
 enum MHD_Result handle_merchant_post(gw_request_t *rq);
+enum MHD_Result handle_tokens_post(gw_request_t *rq);
 
 #endif

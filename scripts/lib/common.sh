@@ -14,6 +14,7 @@ pc_sudo() {
 PC_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libpq-dev libjansson-dev
              libcurl4-openssl-dev libsodium-dev libmbedtls-dev check postgresql-15
              postgresql-client-15 util-linux procps openssl)
+PC_PACKAGES+=(wrk) # bench/tokens: HTTP load with keep-alive
 
 pc_ensure_packages() {
   local missing=() p

@@ -704,3 +704,140 @@ int h_run_suite(Suite *s)
     srunner_free(sr);
     return failed == 0 ? 0 : 1;
 }
+
+/* ------------------------------------------------------------- vaultd */
+#ifdef VAULTD_BIN
+
+static void vault_paths(h_vault_t *v, const char *db, const char *tag)
+{
+    snprintf(v->db, sizeof v->db, "%s", db);
+    snprintf(v->tag, sizeof v->tag, "%s", tag);
+    snprintf(v->config, sizeof v->config, "%s/%s.json", workdir, tag);
+    snprintf(v->kek, sizeof v->kek, "%s/%s.kek", workdir, db); /* one vault per database */
+    snprintf(v->ready_file, sizeof v->ready_file, "%s/%s.ready", workdir, tag);
+    snprintf(v->log, sizeof v->log, "%s/%s.log", workdir, tag);
+    /* sun_path holds 107 bytes; a deep build directory gets a /tmp socket */
+    if (snprintf(v->socket, sizeof v->socket, "%s/%s.sock", workdir, tag) >=
+        (int)sizeof v->socket - 1)
+        snprintf(v->socket, sizeof v->socket, "/tmp/pcv-%d-%s.sock", (int)getpid(), tag);
+}
+
+static void vault_write_config(h_vault_t *v, const char *extra_json)
+{
+    char *ci = h_conninfo(v->db, "vault");
+    char tlsport[1100];
+    snprintf(tlsport, sizeof tlsport, "%s/%s.tls-port", workdir, v->tag);
+    unlink(tlsport);
+    json_t *cfg = json_pack(
+        "{s:{s:s, s:s, s:s}, s:s, s:{s:s, s:s, s:i}, s:{s:s}, s:{s:s, s:s}, s:{s:s}}", "socket",
+        "path", v->socket, "allow_uids", "0", "admin_uids", "0", "kek_file", v->kek, "database",
+        "conninfo", ci, "password_file", h_password_file("vault"), "pool_size", 8, "run",
+        "ready_file", v->ready_file, "log", "level", "info", "file", v->log, "tls", "port_file",
+        tlsport);
+    if (extra_json) {
+        json_error_t je;
+        json_t *extra = json_loads(extra_json, 0, &je);
+        ck_assert_msg(extra != NULL, "bad extra vault config: %s", je.text);
+        json_object_update_recursive(cfg, extra);
+        json_decref(extra);
+    }
+    ck_assert_int_eq(json_dump_file(cfg, v->config, JSON_INDENT(2)), 0);
+    json_decref(cfg);
+    free(ci);
+}
+
+/* 0 once serving, the exit code if it died first, -1 on a timeout. */
+static int vault_wait(h_vault_t *v)
+{
+    char tlsport[1100];
+    snprintf(tlsport, sizeof tlsport, "%s/%s.tls-port", workdir, v->tag);
+    for (int waited = 0; waited < 20000; waited += 20) {
+        if (h_wait_port_file(v->ready_file, 0) > 0) {
+            v->tls_port = h_wait_port_file(tlsport, 0);
+            if (v->tls_port < 0)
+                v->tls_port = 0;
+            return 0;
+        }
+        int st;
+        if (waitpid(v->proc->pid, &st, WNOHANG) == v->proc->pid) {
+            v->proc->pid = 0;
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        }
+        usleep(20 * 1000);
+    }
+    return -1;
+}
+
+static int vault_spawn(h_vault_t *v)
+{
+    unlink(v->ready_file);
+    char *argv[] = {VAULTD_BIN, "--config", v->config, NULL};
+    v->proc = h_proc_start(v->tag, argv, NULL);
+    return vault_wait(v);
+}
+
+int h_vault_try_start(const char *db, const char *tag, const char *extra_json, h_vault_t **out)
+{
+    h_vault_t *v = calloc(1, sizeof *v);
+    vault_paths(v, db, tag);
+    if (access(v->kek, F_OK) != 0)
+        h_secret_file(v->kek);
+    vault_write_config(v, extra_json);
+    int rc = vault_spawn(v);
+    if (rc == 0) {
+        *out = v;
+        return 0;
+    }
+    if (rc < 0)
+        h_proc_stop(v->proc, SIGKILL, 1000);
+    free(v->proc);
+    free(v);
+    *out = NULL;
+    return rc;
+}
+
+h_vault_t *h_vault_start(const char *db, const char *tag, const char *extra_json)
+{
+    h_vault_t *v = NULL;
+    int rc = h_vault_try_start(db, tag, extra_json, &v);
+    ck_assert_msg(rc == 0, "vaultd (%s) did not start (%d); see %s/%s.out", tag, rc, workdir,
+                  tag);
+    return v;
+}
+
+int h_vault_stop(h_vault_t *v, int sig)
+{
+    if (!v)
+        return -1;
+    int rc = h_proc_stop(v->proc, sig, 20000);
+    free(v->proc);
+    free(v);
+    return rc;
+}
+
+void h_vault_restart(h_vault_t *v)
+{
+    int rc = h_proc_stop(v->proc, SIGTERM, 20000);
+    ck_assert_msg(rc == 0, "vaultd (%s) did not stop cleanly: %d", v->tag, rc);
+    free(v->proc);
+    rc = vault_spawn(v);
+    ck_assert_msg(rc == 0, "vaultd (%s) did not restart (%d)", v->tag, rc);
+}
+
+char *h_vault_gateway_json(const h_vault_t *v)
+{
+    return str_printf("{\"vault\":{\"socket\":\"%s\"}}", v->socket);
+}
+
+int h_vaultctl(const h_vault_t *v, char **out, const char *const args[])
+{
+    char *argv[32] = {VAULTCTL_BIN, "--socket", (char *)v->socket};
+    int n = 3;
+    for (int i = 0; args[i] && n < 31; i++)
+        argv[n++] = (char *)args[i];
+    argv[n] = NULL;
+    return h_run(out, argv);
+}
+
+#endif
+

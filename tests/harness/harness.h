@@ -113,4 +113,34 @@ char *h_raw_tcp(int port, const void *data, size_t len, int timeout_ms);
 int h_run_suite(Suite *s);
 TCase *h_tcase(const char *name, int timeout_s);
 
+/* vaultd, the card vault, for a test database (needs VAULTD_BIN). Its KEK
+ * file (mode 0600) is <workdir>/<db>.kek, created once per database, so a
+ * restart or a second instance opens the same vault (extra_json may point
+ * kek_file elsewhere). extra_json is merged into vaultd's
+ * configuration ({"cvc":{"ttl_seconds":2}}, {"run":{"user":"nobody"}} ...).
+ * By default peers with uid 0 are allowed card and key operations. */
+typedef struct {
+    h_proc_t *proc;
+    char db[64];
+    char tag[64];
+    char socket[108];
+    char config[1024];
+    char kek[1024];
+    char ready_file[1024];
+    char log[1024]; /* vaultd's JSON log */
+    int tls_port;   /* when extra_json turned TLS on (tls.port 0 picks one) */
+} h_vault_t;
+
+h_vault_t *h_vault_start(const char *db, const char *tag, const char *extra_json);
+/* Starts vaultd and waits for it to either serve (returns 0) or exit
+ * (returns its exit code); *out is set when it serves. For refusals. */
+int h_vault_try_start(const char *db, const char *tag, const char *extra_json, h_vault_t **out);
+int h_vault_stop(h_vault_t *v, int sig);
+/* Stops (SIGTERM) and starts the same vaultd again: same config, same KEK. */
+void h_vault_restart(h_vault_t *v);
+/* {"vault":{"socket":...}} to pass as h_gateway_start's extra_json (malloc'd). */
+char *h_vault_gateway_json(const h_vault_t *v);
+/* Runs vaultctl against v; returns its exit code, stdout in *out. */
+int h_vaultctl(const h_vault_t *v, char **out, const char *const args[]);
+
 #endif
