@@ -229,6 +229,14 @@ prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
         card = NULL;
     int64_t t0 = time_mono_us();
     r = a->lookup(cfg, pay, idempotency_key, provider_ref ? provider_ref : "", card);
+    /* "not charged" needs the provider's word: an authoritative absence or
+     * a code it gave; a lookup that merely failed (429, 401...) settles
+     * nothing */
+    if (r.outcome == PRV_UNAVAILABLE && strcmp(r.reason, "not_found") != 0 &&
+        !r.provider_code[0]) {
+        r.outcome = PRV_UNKNOWN;
+        prv_copy(r.reason, sizeof r.reason, "lookup_failed");
+    }
     finish(cfg, merchant_of(cfg, pay), "lookup", idempotency_key, t0, &r);
     return r;
 }

@@ -3,6 +3,7 @@
  * base-URL policy, and the mapping of transport failures to outcomes. */
 #include "providers/internal.h"
 #include <ctype.h>
+#include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,15 @@ void prv_buf_json_str(prv_buf_t *b, const char *s)
 
 /* ----------------------------------------------------------------- HTTP */
 
+/* A URL libcurl will accept, so that a later "malformed URL" cannot be. */
+static bool url_parses(const char *url)
+{
+    CURLU *u = curl_url();
+    bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK;
+    curl_url_cleanup(u);
+    return ok;
+}
+
 static bool url_allowed(const char *base)
 {
     return !strncmp(base, "https://", 8) || httpc_url_is_loopback_http(base);
@@ -186,7 +196,8 @@ bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_
     size_t bl = strlen(cfg->base_url);
     while (bl > 0 && cfg->base_url[bl - 1] == '/')
         bl--;
-    if (snprintf(url, sizeof url, "%.*s%s", (int)bl, cfg->base_url, h->path) >= (int)sizeof url) {
+    if (snprintf(url, sizeof url, "%.*s%s", (int)bl, cfg->base_url, h->path) >= (int)sizeof url ||
+        !url_parses(url)) {
         prv_result_set(r, PRV_UNAVAILABLE, false, "invalid_request", NULL);
         return false;
     }
@@ -222,8 +233,15 @@ bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_
     case HTTPC_OK:
         return true;
     case HTTPC_NOT_SENT:
-    case HTTPC_ERROR:
         prv_result_set(r, PRV_UNAVAILABLE, false, "provider_unreachable", NULL);
+        break;
+    case HTTPC_ERROR:
+        /* Not trusted as "never sent": libcurl also reports a reply without
+         * a status line (HTTP/0.9, refused) as an unsupported protocol,
+         * after the request went out. The URL was checked above, so the
+         * pre-send causes are out of the way; what is left may have been
+         * sent. */
+        prv_result_set(r, PRV_UNKNOWN, false, "transport_error", NULL);
         break;
     case HTTPC_TIMEOUT:
         prv_result_set(r, PRV_UNKNOWN, false, "timeout", NULL);

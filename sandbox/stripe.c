@@ -204,7 +204,9 @@ static out_t confirm(sbx_req_t *rq, const char *id, const char *key)
             p->received = c.captured = p->amount;
             ledger_status(&c, "captured");
         }
+        sbx_fault_t f = o.fault;
         o = ok_pi(p);
+        o.fault = f; /* after processing: the answer is lost on the way back */
     } else {
         const char *code, *decline, *msg;
         scenario_error(sc, &code, &decline, &msg);
@@ -509,8 +511,12 @@ static enum MHD_Result post(sbx_req_t *rq)
 static enum MHD_Result handle(sbx_req_t *rq)
 {
     if (!authorized(rq)) {
-        out_t e = err(401, "invalid_request_error", NULL,
-                      "Invalid API Key provided. Use Authorization: Bearer sk_test_...", NULL);
+        /* like Stripe, name the key redacted to its last four characters */
+        const char *h = sbx_header(rq, "Authorization");
+        size_t n = h ? strlen(h) : 0;
+        char msg[128];
+        snprintf(msg, sizeof msg, "Invalid API Key provided: sk_****%s", n > 11 ? h + n - 4 : "");
+        out_t e = err(401, "invalid_request_error", NULL, msg, NULL);
         return sbx_reply_json(rq, e.status, e.body);
     }
     if (!strcmp(rq->method, "POST"))
