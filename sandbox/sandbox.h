@@ -9,6 +9,7 @@
 
 #include "util/util.h"
 #include <microhttpd.h>
+#include <string.h>
 
 typedef struct {
     struct MHD_Connection *con;
@@ -119,5 +120,51 @@ void sbx_idem_finish(const char *key, unsigned status, const char *body);
 
 /* A short random id with a prefix ("pi_..."). */
 void sbx_id(char *out, size_t n, const char *prefix);
+
+/* ------------------------------------------------------------------------
+ * The provider test cards of API.md, as scenarios each provider sandbox
+ * expresses in its own codes. Other Luhn-valid numbers authorize.
+ * ---------------------------------------------------------------------- */
+typedef enum {
+    SBX_CARD_OK = 0,
+    SBX_CARD_DECLINED,
+    SBX_CARD_INSUFFICIENT_FUNDS,
+    SBX_CARD_STOLEN,
+    SBX_CARD_EXPIRED,
+    SBX_CARD_INCORRECT_CVC,
+    SBX_CARD_PROCESSING_ERROR, /* retryable, not charged */
+    SBX_CARD_INVALID_NUMBER,   /* fails Luhn or length */
+} sbx_card_t;
+
+static inline sbx_card_t sbx_test_card(const char *pan)
+{
+    static const struct {
+        const char *pan;
+        sbx_card_t card;
+    } cards[] = {
+        {"4000000000000002", SBX_CARD_DECLINED},
+        {"4000000000009995", SBX_CARD_INSUFFICIENT_FUNDS},
+        {"4000000000009979", SBX_CARD_STOLEN},
+        {"4000000000000069", SBX_CARD_EXPIRED},
+        {"4000000000000127", SBX_CARD_INCORRECT_CVC},
+        {"4000000000000119", SBX_CARD_PROCESSING_ERROR},
+    };
+    size_t n = pan ? strlen(pan) : 0;
+    int sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        int d = pan[n - 1 - i] - '0';
+        if (d < 0 || d > 9)
+            return SBX_CARD_INVALID_NUMBER;
+        if (i % 2 == 1 && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    if (n < 12 || n > 19 || sum % 10 != 0)
+        return SBX_CARD_INVALID_NUMBER;
+    for (size_t i = 0; i < sizeof cards / sizeof cards[0]; i++)
+        if (!strcmp(pan, cards[i].pan))
+            return cards[i].card;
+    return SBX_CARD_OK;
+}
 
 #endif

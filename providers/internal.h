@@ -1,0 +1,113 @@
+/* What the provider adapters share and nothing outside providers/ may
+ * include: the adapter interface, code tables, guarded request buffers and
+ * the HTTP call that turns transport failures into outcomes. */
+#ifndef PORTCULLIS_PROVIDERS_INTERNAL_H
+#define PORTCULLIS_PROVIDERS_INTERNAL_H
+
+#include "providers/providers.h"
+
+/* One credential field an adapter needs ("secret_key"). */
+typedef struct {
+    const char *name;
+    bool required;
+    size_t min, max;
+    const char *prefixes; /* space-separated allowed prefixes ("sk_ rk_") or NULL */
+} prv_cred_field_t;
+
+/* An adapter: one file (providers/<type>.c) and one line in registry.c.
+ * Calls never log and never put credentials in a result. */
+typedef struct {
+    const char *type;
+    const prv_cred_field_t *creds; /* terminated by {NULL} */
+    prv_result_t (*authorize)(const prv_config_t *cfg, const prv_payment_t *pay,
+                              const prv_card_t *card, const char *key);
+    prv_result_t (*capture)(const prv_config_t *cfg, const char *ref, int64_t amount,
+                            const char *currency, const char *key);
+    prv_result_t (*cancel)(const prv_config_t *cfg, const char *ref, const char *key);
+    prv_result_t (*refund)(const prv_config_t *cfg, const char *ref, int64_t amount,
+                           const char *currency, const char *key);
+    prv_result_t (*lookup)(const prv_config_t *cfg, const prv_payment_t *pay, const char *key,
+                           const char *ref, const prv_card_t *card);
+} prv_adapter_t;
+
+const prv_adapter_t *prv_adapter_find(const char *type);
+/* Card brands a document may name ("visa", "mastercard", "amex"...). */
+bool prv_brand_known(const char *brand);
+
+/* ------------------------------------------------------------------------
+ * Code tables: provider code -> outcome. The entry with code NULL ends the
+ * table and is the answer for codes the table does not list.
+ * ---------------------------------------------------------------------- */
+typedef struct {
+    const char *code;
+    prv_outcome_t outcome;
+    bool hard;
+    const char *reason;
+} prv_code_t;
+
+const prv_code_t *prv_code_find(const prv_code_t *table, const char *code);
+/* Sets outcome, hard, reason and provider_code (code may be NULL). */
+void prv_result_set(prv_result_t *r, prv_outcome_t o, bool hard, const char *reason,
+                    const char *code);
+void prv_result_code(prv_result_t *r, const prv_code_t *table, const char *code);
+
+/* Credentials. */
+const char *prv_creds_get(const prv_creds_t *c, const char *name); /* "" when absent */
+
+/* ------------------------------------------------------------------------
+ * A string builder in guarded memory (sodium_malloc), for request bodies
+ * and headers that carry card data or credentials; wiped on free.
+ * ---------------------------------------------------------------------- */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool failed; /* out of memory: every later append is a no-op */
+} prv_buf_t;
+
+bool prv_buf_init(prv_buf_t *b, size_t cap) PC_WUR;
+void prv_buf_free(prv_buf_t *b);
+void prv_buf_put(prv_buf_t *b, const char *s);
+void prv_buf_printf(prv_buf_t *b, const char *fmt, ...) PC_PRINTF(2, 3);
+/* "&key=value" (no "&" first), both percent-encoded. */
+void prv_buf_form(prv_buf_t *b, const char *key, const char *value);
+void prv_buf_form_i64(prv_buf_t *b, const char *key, int64_t value);
+/* A JSON string literal with quotes. */
+void prv_buf_json_str(prv_buf_t *b, const char *s);
+
+/* ------------------------------------------------------------------------
+ * HTTP.
+ * ---------------------------------------------------------------------- */
+typedef struct {
+    const char *method;
+    const char *path;         /* appended to the base URL; built from checked parts */
+    const char *auth_header;  /* "Authorization: Bearer ..." (guarded) or NULL */
+    const char *idem_header;  /* "Idempotency-Key: ..." or NULL */
+    const char *extra_header; /* e.g. "Stripe-Version: ..." or NULL */
+    const char *content_type; /* NULL when there is no body */
+    const char *body;
+    size_t body_len;
+} prv_http_t;
+
+/* Performs the call under cfg's timeouts and URL policy. Returns true with
+ * a complete response in rs (caller frees it); false with r set:
+ * unavailable when nothing was sent, unknown when it may have been. */
+bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_t *rs,
+                   prv_result_t *r) PC_WUR;
+/* Statuses every provider treats alike: 5xx unknown (may have been
+ * processed), 429 unavailable/rate_limited, 401/403 unavailable/
+ * authentication_failed. Returns true when it decided r. */
+bool prv_http_generic(long status, prv_result_t *r);
+/* The body as a JSON object, or NULL (not JSON, not an object). */
+json_t *prv_json_body(const httpc_response_t *rs) PC_WUR;
+const char *prv_json_s(const json_t *o, const char *key);
+bool prv_json_i64(const json_t *o, const char *key, int64_t *out);
+/* Copies src into dst (truncating; NULL = ""). */
+void prv_copy(char *dst, size_t n, const char *src);
+/* A provider reference safe to put in a URL path: [A-Za-z0-9_-], 1..127. */
+bool prv_ref_ok(const char *ref);
+/* A result for a call refused before sending (bad input). */
+prv_result_t prv_result_refused(const char *reason);
+/* Lower-cases a currency into out[4]. */
+void prv_lower3(const char *in, char out[4]);
+
+#endif
