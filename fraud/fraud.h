@@ -203,7 +203,8 @@ db_status_t fraud_velocity_record(db_conn_t *c, const fraud_event_t *ev) PC_WUR 
 
 /* Deletes events older than the longest window and daily averages older
  * than 8 days, at most `limit` rows per table; *deleted = rows removed.
- * Safe to run from any number of instances at once. */
+ * Safe to run from any number of instances at once: while one cleans, the
+ * others delete nothing (*deleted = 0). */
 db_status_t fraud_velocity_cleanup(db_conn_t *c, int64_t now_ms, int limit,
                                    int64_t *deleted) PC_WUR PC_NONNULL;
 

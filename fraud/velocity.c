@@ -241,16 +241,19 @@ db_status_t fraud_velocity_record(db_conn_t *c, const fraud_event_t *ev)
 
 /* ------------------------------------------------------------------- cleanup */
 
-/* SKIP LOCKED: instances running this at the same time take different rows
- * instead of queueing behind each other. */
+/* One instance cleans at a time (a transaction-scoped advisory lock; the
+ * others skip the round instead of deleting the same rows): the events are
+ * insert-only for the service role, which holds no UPDATE right for a
+ * FOR UPDATE SKIP LOCKED. The key is "fraudjan" in ASCII. */
 DB_STMT(fraud_velocity_delete,
-        "WITH t AS (SELECT coalesce($1::bigint, " DB_NOW_MS ") AS now), "
+        "WITH t AS (SELECT coalesce($1::bigint, " DB_NOW_MS ") AS now, "
+        "pg_try_advisory_xact_lock(7382069896037425518) AS mine), "
         "ev AS (DELETE FROM gateway.fraud_events e WHERE e.ctid = ANY (ARRAY("
-        "  SELECT x.ctid FROM gateway.fraud_events x, t WHERE x.at_ms <= t.now - 86400000 "
-        "  LIMIT $2 FOR UPDATE OF x SKIP LOCKED)) RETURNING 1), "
+        "  SELECT x.ctid FROM gateway.fraud_events x, t WHERE t.mine "
+        "  AND x.at_ms <= t.now - 86400000 LIMIT $2)) RETURNING 1), "
         "dd AS (DELETE FROM gateway.fraud_merchant_daily d WHERE d.ctid = ANY (ARRAY("
-        "  SELECT y.ctid FROM gateway.fraud_merchant_daily y, t WHERE y.day < t.now / 86400000 - 8 "
-        "  LIMIT $2 FOR UPDATE OF y SKIP LOCKED)) RETURNING 1) "
+        "  SELECT y.ctid FROM gateway.fraud_merchant_daily y, t WHERE t.mine "
+        "  AND y.day < t.now / 86400000 - 8 LIMIT $2)) RETURNING 1) "
         "SELECT (SELECT count(*) FROM ev) + (SELECT count(*) FROM dd)");
 
 db_status_t fraud_velocity_cleanup(db_conn_t *c, int64_t now_ms, int limit, int64_t *deleted)

@@ -39,6 +39,8 @@ const cfg_item_t gw_cfg_items[] = {
      &gw_cfg.migrate_conninfo, "connection string of the schema owner (gatewayctl migrate)"},
     {"migrate.password", CFG_SECRET, NULL, "--migrate-password-file", NULL, 0, 0,
      &gw_cfg.migrate_password, "file holding the schema owner's password", "migrate_password"},
+    {"fraud.bin_file", CFG_STRING, "PORTCULLIS_FRAUD_BIN_FILE", "--fraud-bin-file", NULL, 0, 0,
+     &gw_cfg.fraud_bin_file, "BIN range CSV (see fraud/data/bin_ranges.csv); default: built in"},
 };
 
 const size_t gw_cfg_nitems = PC_ARRAY_LEN(gw_cfg_items);
