@@ -64,6 +64,8 @@ const cfg_item_t gw_cfg_items[] = {
      &gw_vault_cfg.tokens_ip_per_minute, "POST /v1/tokens per client IP: sustained rate"},
     {"rate_limit.tokens.per_ip_burst", CFG_INT, NULL, NULL, "20", 1, 1000000000,
      &gw_vault_cfg.tokens_ip_burst, "POST /v1/tokens per client IP: burst"},
+    {"fraud.bin_file", CFG_STRING, "PORTCULLIS_FRAUD_BIN_FILE", "--fraud-bin-file", NULL, 0, 0,
+     &gw_cfg.fraud_bin_file, "BIN range CSV (see fraud/data/bin_ranges.csv); default: built in"},
 };
 
 const size_t gw_cfg_nitems = PC_ARRAY_LEN(gw_cfg_items);

@@ -32,6 +32,7 @@ typedef struct {
     char *migrate_conninfo;
     secret_t *migrate_password;
     bool trust_forwarded_for;
+    char *fraud_bin_file; /* BIN range CSV; NULL = the built-in table */
 } gw_config_t;
 
 extern gw_config_t gw_cfg;

@@ -1,6 +1,7 @@
 /* gatewayd: the public HTTP API. Reads its configuration, opens the database
  * pool, serves until SIGTERM or SIGINT, then drains and exits. */
 #include "gateway/gateway.h"
+#include "gateway/db/gwdb.h"
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -84,8 +85,14 @@ int main(int argc, char **argv)
     };
     if (gw_vault_start() != 0)
         return 1;
+    char ferr[512];
+    if (gw_fraud_init(gw_cfg.fraud_bin_file, ferr, sizeof ferr) != 0) {
+        fprintf(stderr, "gatewayd: configuration error: fraud.bin_file: %s\n", ferr);
+        return 2;
+    }
     gw.db = db_pool_create(&pc);
-    if (!gw.db || gw_notify_start() != 0 || gw_server_start() != 0) {
+    if (!gw.db || gw_notify_start() != 0 || fraud_janitor_start(gw.db, 60) != 0 ||
+        gw_server_start() != 0) {
         log_error("gatewayd failed to start");
         return 1;
     }
@@ -114,6 +121,8 @@ int main(int argc, char **argv)
     gw_server_stop();
     gw_vault_stop();
     gw_notify_stop();
+    fraud_janitor_stop();
+    gw_fraud_shutdown();
     db_pool_destroy(gw.db);
     gw.db = NULL;
     log_info("gatewayd stopped");

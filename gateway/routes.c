@@ -14,6 +14,8 @@ const gw_route_t gw_routes[] = {
     {"GET", "/v1/merchant", handle_merchant_get, SK, GW_BODY_NONE},
     {"POST", "/v1/merchant", handle_merchant_post, SK, GW_BODY_REQUIRED},
     {"POST", "/v1/tokens", handle_tokens_post, PK | SK, GW_BODY_REQUIRED},
+    {"GET", "/v1/fraud/rules", handle_fraud_rules_get, SK, GW_BODY_NONE},
+    {"PUT", "/v1/fraud/rules", handle_fraud_rules_put, SK, GW_BODY_REQUIRED},
 };
 
 const size_t gw_nroutes = PC_ARRAY_LEN(gw_routes);

@@ -38,4 +38,46 @@ db_status_t db_apikey_list(db_conn_t *c, const char *merchant_id, json_t **out) 
 db_status_t db_config_notify(db_conn_t *c, const char *what) PC_WUR;
 db_status_t db_ping(db_conn_t *c) PC_WUR;
 
+/* ------------------------------------------------------------------------
+ * Fraud (issue 6): each merchant's rules document (gateway.fraud_rules),
+ * the cached parsed rules every checkout scores with, and the BIN table.
+ * ---------------------------------------------------------------------- */
+#include "fraud/fraud.h"
+
+/* The stored document (caller json_decref()s), its version and update time
+ * (RFC 3339). DB_NOT_FOUND when the merchant never stored one. */
+db_status_t db_fraud_rules_get(db_conn_t *c, const char *merchant_id, json_t **doc,
+                               int64_t *version, char updated[40]) PC_WUR;
+/* Replaces the document when the stored version is still `expected`
+ * (0 = none stored yet, -1 = whatever is stored); *version and updated =
+ * the new version and its time.
+ * DB_CONFLICT when someone else changed it first. */
+db_status_t db_fraud_rules_put(db_conn_t *c, const char *merchant_id, const json_t *doc,
+                               const char *updated_by, int64_t expected, int64_t *version,
+                               char updated[40]) PC_WUR;
+
+/* Loads the BIN table (bin_file, or the built-in one when NULL) and creates
+ * the rules cache; call once at start-up. */
+int gw_fraud_init(const char *bin_file, char *err, size_t errlen) PC_WUR;
+void gw_fraud_shutdown(void);
+/* The BIN table loaded at start-up (never NULL after gw_fraud_init). */
+const fraud_bins_t *gw_fraud_bins(void);
+/* The merchant's parsed rules as the checkout must apply them: from this
+ * instance's cache while no change notice arrived (gw_config_generation)
+ * and the cached version is at least min_version (-1: any), else read on
+ * `c`. The default set when the merchant stored none. *out is a reference:
+ * fraud_rules_release it. */
+db_status_t gw_fraud_rules(db_conn_t *c, const char *merchant_id, int64_t min_version,
+                           fraud_rules_t **out) PC_WUR;
+/* Drops this instance's cached copy at once (after a PUT on this instance). */
+void gw_fraud_rules_forget(const char *merchant_id);
+/* Everything the checkout needs in one call, on its connection (inside or
+ * outside its transaction): loads f->velocity for the features' keys (one
+ * query, which also returns the merchant's current rules version), takes
+ * the merchant's rules (reloaded only if that version is newer than the
+ * cached one) and scores. Record the attempt afterwards with
+ * fraud_velocity_record in the transaction that stores the decision. */
+db_status_t gw_fraud_assess(db_conn_t *c, const char *merchant_id, fraud_features_t *f,
+                            fraud_result_t *out) PC_WUR;
+
 #endif

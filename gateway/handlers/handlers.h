@@ -10,5 +10,9 @@ enum MHD_Result handle_metrics_get(gw_request_t *rq);
 enum MHD_Result handle_merchant_get(gw_request_t *rq);
 enum MHD_Result handle_merchant_post(gw_request_t *rq);
 enum MHD_Result handle_tokens_post(gw_request_t *rq);
+enum MHD_Result handle_fraud_rules_get(gw_request_t *rq);
+enum MHD_Result handle_fraud_rules_put(gw_request_t *rq);
+/* A rules document as GET and PUT return it (doc + object, version, updated, default). */
+json_t *fraud_rules_body(const json_t *doc, int64_t version, const char *updated, bool is_default);
 
 #endif
