@@ -33,6 +33,24 @@ typedef struct {
     secret_t *migrate_password;
     bool trust_forwarded_for;
     char *fraud_bin_file; /* BIN range CSV; NULL = the built-in table */
+    /* checkout: platform services */
+    char *pricing_url;
+    char *inventory_url;
+    int64_t platform_connect_timeout_ms;
+    int64_t platform_timeout_ms;
+    int64_t reservation_ttl_s;
+    int64_t review_reservation_ttl_s;
+    int64_t checkout_lease_s;
+    /* outbox and recovery */
+    int64_t outbox_workers;
+    int64_t outbox_batch;
+    int64_t outbox_poll_ms;
+    int64_t outbox_retry_base_ms;
+    int64_t outbox_retry_max_ms;
+    int64_t outbox_max_age_s;
+    int64_t outbox_timeout_ms;
+    int64_t recovery_interval_ms;
+    int64_t idempotency_retention_h;
 } gw_config_t;
 
 extern gw_config_t gw_cfg;
@@ -139,6 +157,9 @@ enum MHD_Result gw_reply_json_hdr(gw_request_t *rq, unsigned status, json_t *bod
                                   const char *hname, const char *hvalue);
 enum MHD_Result gw_reply_text(gw_request_t *rq, unsigned status, const char *ctype,
                               const char *body, size_t len);
+/* A JSON body that is already text (a stored idempotent response). */
+enum MHD_Result gw_reply_raw_hdr(gw_request_t *rq, unsigned status, const char *json_text,
+                                 size_t len, const char *hname, const char *hvalue);
 enum MHD_Result gw_reply_error(gw_request_t *rq, err_code_t e, const char *param,
                                const char *message);
 enum MHD_Result gw_reply_jspec(gw_request_t *rq, const jspec_error_t *je);

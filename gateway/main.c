@@ -1,6 +1,7 @@
 /* gatewayd: the public HTTP API. Reads its configuration, opens the database
  * pool, serves until SIGTERM or SIGINT, then drains and exits. */
 #include "gateway/gateway.h"
+#include "gateway/payment_ops.h"
 #include "gateway/db/gwdb.h"
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -91,8 +92,9 @@ int main(int argc, char **argv)
         return 2;
     }
     gw.db = db_pool_create(&pc);
+    gw_providers_metrics_init();
     if (!gw.db || gw_notify_start() != 0 || fraud_janitor_start(gw.db, 60) != 0 ||
-        gw_server_start() != 0) {
+        gw_outbox_start() != 0 || gw_recovery_start() != 0 || gw_server_start() != 0) {
         log_error("gatewayd failed to start");
         return 1;
     }
@@ -119,6 +121,8 @@ int main(int argc, char **argv)
         break;
     }
     gw_server_stop();
+    gw_recovery_stop();
+    gw_outbox_stop();
     gw_vault_stop();
     gw_notify_stop();
     fraud_janitor_stop();

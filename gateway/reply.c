@@ -89,3 +89,13 @@ const char *gw_header(gw_request_t *rq, const char *name)
 {
     return MHD_lookup_connection_value(rq->con, MHD_HEADER_KIND, name);
 }
+
+enum MHD_Result gw_reply_raw_hdr(gw_request_t *rq, unsigned status, const char *json_text,
+                                 size_t len, const char *hname, const char *hvalue)
+{
+    char *buf = malloc(len ? len : 1);
+    if (!buf)
+        return MHD_NO;
+    memcpy(buf, json_text, len);
+    return queue(rq, status, "application/json", buf, len, hname, hvalue);
+}

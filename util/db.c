@@ -389,3 +389,34 @@ unsigned char *db_bytes(const PGresult *r, int row, int col, size_t *len)
     *len = n;
     return out;
 }
+
+/* A PostgreSQL array literal of text values, quoted element by element. It
+ * travels as a parameter value, never as SQL text. */
+char *db_text_array(const char *const *v, int n)
+{
+    size_t cap = 16;
+    for (int i = 0; i < n; i++)
+        cap += 3 + 2 * strlen(v[i] ? v[i] : "");
+    char *out = malloc(cap), *o = out;
+    *o++ = '{';
+    for (int i = 0; i < n; i++) {
+        if (i)
+            *o++ = ',';
+        if (!v[i]) {
+            memcpy(o, "NULL", 4);
+            o += 4;
+            continue;
+        }
+        *o++ = '"';
+        for (const char *s = v[i]; *s; s++) {
+            if (*s == '"' || *s == '\\')
+                *o++ = '\\';
+            *o++ = *s;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return out;
+}
+

@@ -226,3 +226,11 @@ bool httpc_url_is_loopback_http(const char *url)
     curl_url_cleanup(u);
     return ok;
 }
+
+char *httpc_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *out = e ? strdup(e) : NULL;
+    curl_free(e);
+    return out;
+}

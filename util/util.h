@@ -263,6 +263,10 @@ db_status_t db_txn_run(db_pool_t *p, db_isolation_t iso, const char *name, db_tx
 db_status_t db_txn_run_on(db_conn_t *c, db_isolation_t iso, const char *name, db_txn_fn fn,
                           void *cls) PC_WUR;
 
+/* A PostgreSQL array literal ('{"a","b"}') for a parameter value; NULL
+ * elements become NULL. malloc'd. */
+char *db_text_array(const char *const *v, int n) PC_WUR;
+
 /* Column helpers on a text-format result. */
 const char *db_str(const PGresult *r, int row, int col); /* NULL if SQL NULL */
 int64_t db_i64(const PGresult *r, int row, int col);
@@ -312,6 +316,8 @@ void httpc_response_free(httpc_response_t *rs);
 /* Releases this thread's handle (call before a thread exits). */
 void httpc_thread_cleanup(void);
 const char *httpc_status_str(httpc_status_t s);
+/* URL-escapes a path segment or query value (malloc'd). */
+char *httpc_escape(const char *s) PC_WUR;
 /* Returns true when the URL is plain HTTP to a loopback address. */
 bool httpc_url_is_loopback_http(const char *url);
 

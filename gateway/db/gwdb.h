@@ -79,5 +79,42 @@ void gw_fraud_rules_forget(const char *merchant_id);
  * fraud_velocity_record in the transaction that stores the decision. */
 db_status_t gw_fraud_assess(db_conn_t *c, const char *merchant_id, fraud_features_t *f,
                             fraud_result_t *out) PC_WUR;
+typedef struct {
+    char *url;
+    char *events_text; /* PostgreSQL array text */
+    bool enabled;
+    char *secret_sealed;
+} gwdb_webhook_t;
+
+/* Locks one endpoint row for update (in a transaction). */
+db_status_t db_webhook_lock(db_conn_t *c, const char *merchant_id, const char *id,
+                            gwdb_webhook_t *out) PC_WUR;
+void gwdb_webhook_free(gwdb_webhook_t *w);
+db_status_t db_webhook_insert(db_conn_t *c, const char *merchant_id, const char *id,
+                              const char *url, const char *events_array, bool enabled,
+                              const char *sealed) PC_WUR;
+/* new_sealed NULL keeps the secret; otherwise the old one stays valid for
+ * overlap_s seconds and deliveries carry both signatures meanwhile. */
+db_status_t db_webhook_update(db_conn_t *c, const char *merchant_id, const char *id,
+                              const char *url, const char *events_array, bool enabled,
+                              const char *new_sealed, int64_t overlap_s) PC_WUR;
+db_status_t db_webhook_list(db_conn_t *c, const char *merchant_id, json_t **out) PC_WUR;
+
+typedef struct {
+    char name[72];
+    char *config; /* provider document without credentials (JSON text) */
+    char *sealed; /* credentials sealed by the vault */
+} gwdb_provider_row_t;
+
+/* Creates or replaces a provider; sealed NULL keeps the stored credentials. */
+db_status_t db_provider_upsert(db_conn_t *c, const char *merchant_id, const char *name,
+                               const char *type, const char *config_json, const char *sealed,
+                               bool *created) PC_WUR;
+db_status_t db_provider_exists(db_conn_t *c, const char *merchant_id, const char *name) PC_WUR;
+db_status_t db_providers_load(db_conn_t *c, const char *merchant_id, gwdb_provider_row_t **rows,
+                              int *n) PC_WUR;
+void gwdb_provider_rows_free(gwdb_provider_row_t *rows, int n);
+db_status_t db_routing_put(db_conn_t *c, const char *merchant_id, const char *doc) PC_WUR;
+db_status_t db_routing_get(db_conn_t *c, const char *merchant_id, char **doc) PC_WUR;
 
 #endif

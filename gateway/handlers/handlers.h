@@ -15,4 +15,21 @@ enum MHD_Result handle_fraud_rules_put(gw_request_t *rq);
 /* A rules document as GET and PUT return it (doc + object, version, updated, default). */
 json_t *fraud_rules_body(const json_t *doc, int64_t version, const char *updated, bool is_default);
 
+enum MHD_Result handle_webhooks_put(gw_request_t *rq);
+enum MHD_Result handle_webhooks_get(gw_request_t *rq);
+enum MHD_Result handle_events_get(gw_request_t *rq);
+enum MHD_Result handle_events_redeliver_post(gw_request_t *rq);
+enum MHD_Result handle_checkouts_get(gw_request_t *rq);
+
+enum MHD_Result handle_providers_put(gw_request_t *rq);
+enum MHD_Result handle_providers_get(gw_request_t *rq);
+enum MHD_Result handle_routing_put(gw_request_t *rq);
+enum MHD_Result handle_routing_get(gw_request_t *rq);
+enum MHD_Result handle_checkouts_post(gw_request_t *rq);
+enum MHD_Result handle_payments_capture_post(gw_request_t *rq);
+enum MHD_Result handle_payments_void_post(gw_request_t *rq);
+enum MHD_Result handle_payments_refunds_post(gw_request_t *rq);
+enum MHD_Result handle_reviews_get(gw_request_t *rq);
+enum MHD_Result handle_checkouts_review_post(gw_request_t *rq);
+
 #endif

@@ -1,0 +1,113 @@
+/* Idempotency-key rows: claim, complete, read, expire. */
+#include "gateway/checkout.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+DB_STMT(idem_claim, "INSERT INTO gateway.idempotency_keys "
+                    "(merchant_id, key, request_hash, state, resource_id) "
+                    "VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING");
+
+db_status_t db_idem_claim(db_conn_t *c, const char *merchant_id, const gw_idem_t *k,
+                          const char *resource_id)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, k->key);
+    db_param_bytes(&p, k->hash, 32);
+    db_param_text(&p, resource_id);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_claim, &p, &r);
+    if (s == DB_OK && atoi(PQcmdTuples(r)) != 1)
+        s = DB_CONFLICT;
+    PQclear(r);
+    return s;
+}
+
+DB_STMT(idem_complete, "UPDATE gateway.idempotency_keys SET state = 'done', response_status = $3, "
+                       "response_body = $4, updated_at = now() "
+                       "WHERE merchant_id = $1 AND key = $2");
+
+db_status_t db_idem_complete(db_conn_t *c, const char *merchant_id, const char *key, int status,
+                             const char *body)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, key);
+    db_param_int(&p, status);
+    db_param_text(&p, body);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_complete, &p, &r);
+    PQclear(r);
+    return s;
+}
+
+DB_STMT(idem_complete_resource,
+        "UPDATE gateway.idempotency_keys SET state = 'done', response_status = $3, "
+        "response_body = $4, updated_at = now() WHERE merchant_id = $1 AND resource_id = $2");
+
+db_status_t db_idem_complete_resource(db_conn_t *c, const char *merchant_id,
+                                      const char *resource_id, int status, const char *body)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, resource_id);
+    db_param_int(&p, status);
+    db_param_text(&p, body);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_complete_resource, &p, &r);
+    PQclear(r);
+    return s;
+}
+
+DB_STMT(idem_get, "SELECT state, request_hash, response_status, response_body, "
+                  "COALESCE(resource_id, '') FROM gateway.idempotency_keys "
+                  "WHERE merchant_id = $1 AND key = $2");
+
+db_status_t db_idem_get(db_conn_t *c, const char *merchant_id, const char *key, gwdb_idem_t *out)
+{
+    memset(out, 0, sizeof *out);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, key);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_get, &p, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return DB_NOT_FOUND;
+    }
+    snprintf(out->state, sizeof out->state, "%s", db_str(r, 0, 0));
+    size_t n = 0;
+    unsigned char *h = db_bytes(r, 0, 1, &n);
+    if (h && n == 32)
+        memcpy(out->hash, h, 32);
+    free(h);
+    out->status = (int)db_i64(r, 0, 2);
+    out->body = db_isnull(r, 0, 3) ? NULL : strdup(db_str(r, 0, 3));
+    snprintf(out->resource_id, sizeof out->resource_id, "%s", db_str(r, 0, 4));
+    PQclear(r);
+    return DB_OK;
+}
+
+DB_STMT(idem_expire, "DELETE FROM gateway.idempotency_keys WHERE ctid IN ("
+                     "SELECT ctid FROM gateway.idempotency_keys WHERE state = 'done' AND "
+                     "created_at < now() - make_interval(hours => $1::int) LIMIT 1000)");
+
+db_status_t db_idem_expire(db_conn_t *c, int64_t retention_h, int *deleted)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, retention_h);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_expire, &p, &r);
+    if (s == DB_OK)
+        *deleted = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return s;
+}

@@ -1,0 +1,127 @@
+/* Outbox claiming and results. A claim is one statement (its own short
+ * transaction): due rows are locked with FOR UPDATE SKIP LOCKED, so any
+ * number of instances can dispatch, and pushed into the future by a lease,
+ * so a crashed dispatcher's rows come due again on their own. */
+#include "gateway/outbox.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+DB_STMT(outbox_claim,
+        "WITH due AS ("
+        " SELECT o.id, ev.type AS ev_type, extract(epoch FROM ev.created_at)::bigint AS ev_created,"
+        "  ev.data::text AS ev_data, w.url AS w_url, w.secret_sealed, "
+        "  CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END AS prev_sealed,"
+        "  (o.created_at < now() - make_interval(secs => $3::bigint)) AS too_old"
+        " FROM gateway.outbox o"
+        " LEFT JOIN gateway.events ev ON ev.id = o.event_id"
+        " LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = o.endpoint_id"
+        " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
+        " ORDER BY o.next_attempt_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED) "
+        "UPDATE gateway.outbox o SET attempts = o.attempts + 1, "
+        " next_attempt_at = now() + make_interval(secs => $2::double precision) "
+        "FROM due WHERE o.id = due.id "
+        "RETURNING o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
+        " COALESCE(o.endpoint_id, ''), COALESCE(due.w_url, o.target), o.attempts, due.too_old, "
+        " due.ev_type, due.ev_created, due.ev_data, due.secret_sealed, due.prev_sealed");
+
+static char *dup_or_null(const PGresult *r, int i, int col)
+{
+    const char *s = db_str(r, i, col);
+    return s ? strdup(s) : NULL;
+}
+
+db_status_t db_outbox_claim(db_conn_t *c, int limit, double lease_s, int64_t max_age_s,
+                            outbox_item_t **items, int *n)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, limit);
+    char lease[32];
+    snprintf(lease, sizeof lease, "%.3f", lease_s);
+    db_param_text(&p, lease);
+    db_param_int(&p, max_age_s);
+    PGresult *r;
+    *n = 0;
+    *items = NULL;
+    db_status_t s = db_exec(c, &outbox_claim, &p, &r);
+    if (s != DB_OK)
+        return s;
+    int rows = PQntuples(r);
+    outbox_item_t *it = calloc(rows ? (size_t)rows : 1, sizeof *it);
+    for (int i = 0; i < rows; i++) {
+        it[i].id = db_i64(r, i, 0);
+        const char *kind = db_str(r, i, 1);
+        it[i].kind = !strcmp(kind, "event")              ? OUTBOX_EVENT
+                     : !strcmp(kind, "inventory_commit") ? OUTBOX_INVENTORY_COMMIT
+                                                         : OUTBOX_INVENTORY_RELEASE;
+        snprintf(it[i].merchant_id, sizeof it[i].merchant_id, "%s", db_str(r, i, 2));
+        snprintf(it[i].event_id, sizeof it[i].event_id, "%s", db_str(r, i, 3));
+        snprintf(it[i].endpoint_id, sizeof it[i].endpoint_id, "%s", db_str(r, i, 4));
+        it[i].target = dup_or_null(r, i, 5);
+        it[i].attempts = (int)db_i64(r, i, 6);
+        it[i].too_old = db_bool(r, i, 7);
+        it[i].ev_type = dup_or_null(r, i, 8);
+        it[i].ev_created = db_i64(r, i, 9);
+        it[i].ev_data = dup_or_null(r, i, 10);
+        it[i].secret_sealed = dup_or_null(r, i, 11);
+        it[i].previous_sealed = dup_or_null(r, i, 12);
+    }
+    PQclear(r);
+    *items = it;
+    *n = rows;
+    return DB_OK;
+}
+
+DB_STMT(outbox_results,
+        "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
+        " $4::text[]) AS v(id, state, delay, err)), "
+        "upd AS (UPDATE gateway.outbox o SET state = v.state, last_error = v.err, "
+        " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => v.delay) "
+        "   ELSE o.next_attempt_at END, "
+        " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END "
+        " FROM v WHERE o.id = v.id RETURNING o.kind, o.target, o.state) "
+        "UPDATE gateway.checkouts c SET reservation_state = CASE upd.kind "
+        "  WHEN 'inventory_commit' THEN 'committed' ELSE 'released' END, updated_at = now() "
+        "FROM upd WHERE upd.state = 'delivered' AND upd.kind <> 'event' "
+        " AND c.reservation_id = upd.target AND c.reservation_state IN ('pending', 'reserved')");
+
+db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
+{
+    char **ids = calloc((size_t)n, sizeof *ids), **delays = calloc((size_t)n, sizeof *delays);
+    const char **states = calloc((size_t)n, sizeof *states), **errs = calloc((size_t)n, sizeof *errs);
+    for (int i = 0; i < n; i++) {
+        ids[i] = str_printf("%lld", (long long)items[i].id);
+        delays[i] = str_printf("%.3f", items[i].retry_in_s);
+        states[i] = items[i].result == OUTBOX_DELIVERED ? "delivered"
+                    : items[i].result == OUTBOX_FAILED  ? "failed"
+                                                        : "pending";
+        errs[i] = items[i].error[0] ? items[i].error : NULL;
+    }
+    char *a1 = db_text_array((const char *const *)ids, n);
+    char *a2 = db_text_array(states, n);
+    char *a3 = db_text_array((const char *const *)delays, n);
+    char *a4 = db_text_array(errs, n);
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, a1);
+    db_param_text(&p, a2);
+    db_param_text(&p, a3);
+    db_param_text(&p, a4);
+    PGresult *r;
+    db_status_t s = db_exec(c, &outbox_results, &p, &r);
+    PQclear(r);
+    for (int i = 0; i < n; i++) {
+        free(ids[i]);
+        free(delays[i]);
+    }
+    free(ids);
+    free(delays);
+    free(states);
+    free(errs);
+    free(a1);
+    free(a2);
+    free(a3);
+    free(a4);
+    return s;
+}

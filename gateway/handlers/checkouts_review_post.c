@@ -1,0 +1,95 @@
+/* POST /v1/checkouts/{id}/review {"decision": "approve"|"reject"}: approve
+ * captures the held authorization and confirms the order; reject voids it and
+ * releases the reservation. Both are idempotent (the same decision again
+ * returns the checkout; the other decision afterwards is 409) and audited. */
+#include "gateway/handlers/handlers.h"
+#include "gateway/payment_ops.h"
+#include "gateway/checkout_db.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static enum MHD_Result reply_checkout(gw_request_t *rq, unsigned status)
+{
+    char *body = NULL;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s = c ? db_checkout_json(c, rq->auth.merchant_id, rq->params[0], &body)
+                      : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    enum MHD_Result r = gw_reply_raw_hdr(rq, status, body, strlen(body), NULL, NULL);
+    free(body);
+    return r;
+}
+
+/* Already decided? The same decision replays the checkout; the other one
+ * is refused. */
+static bool decided(gw_request_t *rq, const gw_review_state_t *st, bool approve,
+                    enum MHD_Result *r)
+{
+    if (!strcmp(st->status, "requires_review"))
+        return false;
+    bool was_review = !strcmp(st->fraud_decision, "review");
+    bool approved = was_review && !strcmp(st->status, "succeeded");
+    bool rejected = was_review && !strcmp(st->status, "declined") &&
+                    !strcmp(st->payment_status, "voided");
+    if ((approve && approved) || (!approve && rejected))
+        *r = reply_checkout(rq, 200);
+    else
+        *r = gw_reply_error(rq, ERR_INVALID_STATE, NULL,
+                            "This checkout is not waiting for a review decision.");
+    return true;
+}
+
+enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
+{
+    const char *decision = NULL;
+    const jspec_field_t spec[] = {JSPEC_STR("decision", JSPEC_REQUIRED, 1, 16, &decision),
+                                  JSPEC_END};
+    jspec_error_t je;
+    if (!jspec_parse(rq->json, spec, "", &je))
+        return gw_reply_jspec(rq, &je);
+    bool approve = !strcmp(decision, "approve");
+    if (!approve && strcmp(decision, "reject") != 0)
+        return gw_reply_error(rq, ERR_PARAMETER_INVALID, "decision",
+                              "decision must be \"approve\" or \"reject\".");
+    gw_review_state_t st;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s = c ? db_checkout_review_state(c, rq->auth.merchant_id, rq->params[0], &st)
+                      : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    enum MHD_Result r;
+    if (decided(rq, &st, approve, &r))
+        return r;
+    gw_op_t op;
+    memset(&op, 0, sizeof op);
+    err_code_t err;
+    char actor[IDS_MAX + 8];
+    snprintf(actor, sizeof actor, "key:%s", rq->auth.key_id);
+    s = gw_op_begin(rq->auth.merchant_id, st.payment_id, approve ? GW_OP_CAPTURE : GW_OP_VOID, -1,
+                    actor, approve ? "review.approve" : "review.reject", &op, &err);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    if (err != ERR__COUNT) {
+        /* a concurrent decision got there first */
+        c = db_pool_acquire(gw.db);
+        s = c ? db_checkout_review_state(c, rq->auth.merchant_id, rq->params[0], &st) : DB_UNAVAILABLE;
+        db_pool_release(c);
+        if (s == DB_OK && decided(rq, &st, approve, &r))
+            return r;
+        return gw_reply_error(rq, err, NULL, NULL);
+    }
+    prv_result_t res = gw_op_call(rq->auth.merchant_id, &op);
+    const char *state;
+    s = gw_op_complete(rq->auth.merchant_id, &op, &res, &state);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    if (!strcmp(state, "failed"))
+        return gw_reply_error(rq, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
+                                                                 : ERR_INVALID_STATE,
+                              NULL, "The provider refused the operation; nothing changed.");
+    return reply_checkout(rq, !strcmp(state, "unknown") ? 202 : 200);
+}

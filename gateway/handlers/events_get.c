@@ -1,0 +1,35 @@
+/* GET /v1/events?after=<event id>&type=<type>&limit=<n>: the merchant's
+ * events, oldest first, for catching up after missed deliveries. */
+#include "gateway/handlers/handlers.h"
+#include "gateway/checkout.h"
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result handle_events_get(gw_request_t *rq)
+{
+    const char *after = MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, "after");
+    const char *type = MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, "type");
+    const char *lim = MHD_lookup_connection_value(rq->con, MHD_GET_ARGUMENT_KIND, "limit");
+    long limit = 50;
+    if (lim) {
+        char *end;
+        limit = strtol(lim, &end, 10);
+        if (*end || limit < 1 || limit > 100)
+            return gw_reply_error(rq, ERR_PARAMETER_INVALID, "limit",
+                                  "limit must be an integer between 1 and 100.");
+    }
+    if ((after && (strlen(after) > 64 || !str_is_printable(after))) ||
+        (type && (strlen(type) > 64 || !str_is_printable(type))))
+        return gw_reply_error(rq, ERR_PARAMETER_INVALID, after ? "after" : "type", NULL);
+    db_conn_t *c = db_pool_acquire(gw.db);
+    json_t *data = NULL;
+    bool more = false;
+    db_status_t s = c ? db_events_list(c, rq->auth.merchant_id, after, type, (int)limit, &data,
+                                       &more)
+                      : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    return gw_reply_json(rq, 200, json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
+                                            "has_more", more));
+}

@@ -1,0 +1,140 @@
+/* The shared body of POST /v1/payments/{id}/capture, /void and /refunds:
+ * optional Idempotency-Key, admit, call, complete, reply. */
+#include "gateway/handlers/handlers.h"
+#include "gateway/payment_ops.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *merchant_id;
+    const gw_idem_t *idem;
+    const char *resource;
+} claim_t;
+
+static db_status_t claim_txn(db_conn_t *c, void *cls)
+{
+    claim_t *t = cls;
+    return db_idem_claim(c, t->merchant_id, t->idem, t->resource);
+}
+
+typedef struct {
+    const char *merchant_id, *key, *body;
+    int status;
+} store_t;
+
+static db_status_t store_txn(db_conn_t *c, void *cls)
+{
+    store_t *t = cls;
+    return db_idem_complete(c, t->merchant_id, t->key, t->status, t->body);
+}
+
+/* Replies with body text and, when a key was given, stores it as the
+ * key's answer. */
+static enum MHD_Result answer(gw_request_t *rq, const gw_idem_t *k, int status, char *body)
+{
+    if (k->present) {
+        store_t t = {.merchant_id = rq->auth.merchant_id, .key = k->key, .body = body,
+                     .status = status};
+        if (db_txn_run(gw.db, DB_READ_COMMITTED, "idem_store", store_txn, &t) != DB_OK)
+            log_warn("could not store an idempotent response");
+    }
+    enum MHD_Result r = gw_reply_raw_hdr(rq, (unsigned)status, body, strlen(body), NULL, NULL);
+    free(body);
+    return r;
+}
+
+static enum MHD_Result answer_error(gw_request_t *rq, const gw_idem_t *k, err_code_t e,
+                                    const char *param, const char *msg)
+{
+    json_t *b = err_body(e, param, msg);
+    char *text = json_dumps_compact(b);
+    json_decref(b);
+    return answer(rq, k, (int)err_http_status(e), text);
+}
+
+static char *op_body(gw_request_t *rq, const gw_op_t *op, const char *state)
+{
+    char *payment = NULL;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s = c ? db_payment_json(c, rq->auth.merchant_id, rq->params[0], &payment)
+                      : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK)
+        return NULL;
+    if (op->kind != GW_OP_REFUND)
+        return payment;
+    json_t *p = json_loads(payment, JSON_PRESERVE_ORDER, NULL);
+    free(payment);
+    json_t *r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "object", "refund", "id", op->op_id,
+                          "amount", (json_int_t)op->amount, "status",
+                          !strcmp(state, "unknown") ? "pending" : state, "payment_id",
+                          rq->params[0], "payment", p ? p : json_null());
+    char *out = json_dumps_compact(r);
+    json_decref(r);
+    return out;
+}
+
+enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind);
+enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
+{
+    enum MHD_Result r;
+    gw_idem_t k;
+    if (!gw_idem_parse(rq, false, &k, &r))
+        return r;
+    int64_t amount = -1;
+    if (rq->json) {
+        const jspec_field_t spec[] = {JSPEC_I64("amount", 0, 1, GW_MAX_AMOUNT, &amount), JSPEC_END};
+        jspec_error_t je;
+        if (kind == GW_OP_VOID && json_object_size(rq->json) > 0)
+            return gw_reply_error(rq, ERR_PARAMETER_UNKNOWN, json_object_iter_key(
+                                                                json_object_iter(rq->json)),
+                                  "A void takes no parameters.");
+        if (!jspec_parse(rq->json, spec, "", &je))
+            return gw_reply_jspec(rq, &je);
+    }
+    if (gw_idem_answer_existing(rq, &k, &r))
+        return r;
+    gw_op_t op;
+    memset(&op, 0, sizeof op);
+    err_code_t err;
+    ids_new(op.op_id, sizeof op.op_id, kind == GW_OP_REFUND ? "re_" : "op_");
+    const char *resource = op.op_id;
+    if (k.present) {
+        claim_t t = {.merchant_id = rq->auth.merchant_id, .idem = &k, .resource = resource};
+        db_status_t s = db_txn_run(gw.db, DB_READ_COMMITTED, "idem_claim", claim_txn, &t);
+        if (s == DB_CONFLICT) {
+            if (!gw_idem_answer_existing(rq, &k, &r))
+                r = gw_reply_error(rq, ERR_REQUEST_IN_PROGRESS, "Idempotency-Key", NULL);
+            return r;
+        }
+        if (s != DB_OK)
+            return gw_reply_db(rq, s);
+    }
+    char actor[IDS_MAX + 8];
+    snprintf(actor, sizeof actor, "key:%s", rq->auth.key_id);
+    db_status_t s = gw_op_begin(rq->auth.merchant_id, rq->params[0], kind, amount, actor, NULL,
+                                &op, &err);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    if (err != ERR__COUNT)
+        return answer_error(rq, &k, err, err == ERR_AMOUNT_TOO_LARGE ? "amount" : NULL, NULL);
+    prv_result_t res = gw_op_call(rq->auth.merchant_id, &op);
+    const char *state;
+    s = gw_op_complete(rq->auth.merchant_id, &op, &res, &state);
+    if (s != DB_OK)
+        return gw_reply_db(rq, s);
+    if (!strcmp(state, "failed")) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "The provider did not %s the payment (%s).", gw_op_kind_str(kind),
+                 res.reason[0] ? res.reason : prv_outcome_str(res.outcome));
+        return answer_error(rq, &k,
+                            res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
+                                                           : ERR_INVALID_STATE,
+                            NULL, msg);
+    }
+    char *body = op_body(rq, &op, state);
+    if (!body)
+        return gw_reply_error(rq, ERR_INTERNAL, NULL, NULL);
+    return answer(rq, &k, !strcmp(state, "unknown") ? 202 : 200, body);
+}

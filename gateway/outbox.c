@@ -1,0 +1,335 @@
+/* The outbox dispatcher: claims due rows in batches, delivers them in
+ * parallel (signed webhook events, inventory commit and release requests),
+ * and records every result in one statement. Delivery is at-least-once; an
+ * event keeps its id on every delivery so receivers deduplicate on it.
+ *
+ * Trade-off: a batch is claimed, delivered, then recorded, so the database
+ * sees two commits per batch instead of two per row; a slow endpoint holds
+ * its batch back by at most the delivery timeout. */
+#include "gateway/outbox.h"
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_t dispatcher;
+static pthread_t *workers;
+static int nworkers;
+static bool running;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t work_cv = PTHREAD_COND_INITIALIZER; /* workers wait for items */
+static pthread_cond_t done_cv = PTHREAD_COND_INITIALIZER; /* dispatcher waits for a batch */
+static pthread_cond_t kick_cv = PTHREAD_COND_INITIALIZER; /* dispatcher idles here */
+static bool stop_flag, kicked;
+static outbox_item_t *batch;
+static int batch_n, batch_next, batch_done;
+
+/* ------------------------------------------------------------ signing */
+
+static void hmac_hex(const secret_t *key, const char *t, const char *body, size_t len,
+                     char out[65])
+{
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    crypto_auth_hmacsha256_init(&st, key->data, key->len);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)t, strlen(t));
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&st, (const unsigned char *)body, len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_bin2hex(out, 65, mac, sizeof mac);
+    sodium_memzero(&st, sizeof st);
+}
+
+void gw_webhook_sign(const secret_t *secret, const secret_t *previous, int64_t t,
+                     const char *body, size_t len, char *out, size_t outlen)
+{
+    char ts[24], cur[65], prev[65];
+    snprintf(ts, sizeof ts, "%lld", (long long)t);
+    hmac_hex(secret, ts, body, len, cur);
+    if (previous) {
+        hmac_hex(previous, ts, body, len, prev);
+        snprintf(out, outlen, "t=%s,v1=%s,v1=%s", ts, cur, prev);
+    } else {
+        snprintf(out, outlen, "t=%s,v1=%s", ts, cur);
+    }
+}
+
+/* Unsealed signing secrets, cached by a hash of their sealed form, so a
+ * delivery costs no vault round trip; a rotated secret has a new sealed
+ * form and simply misses. */
+#define SECRET_CACHE 128
+static struct {
+    unsigned char h[32];
+    secret_t *s;
+} secret_cache[SECRET_CACHE];
+static pthread_mutex_t secret_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static secret_t *secret_for(const char *merchant_id, const char *sealed)
+{
+    if (!sealed)
+        return NULL;
+    unsigned char h[32];
+    crypto_generichash(h, 32, (const unsigned char *)sealed, strlen(sealed),
+                       (const unsigned char *)merchant_id, strlen(merchant_id));
+    size_t slot = h[0] % SECRET_CACHE;
+    secret_t *copy = NULL;
+    pthread_mutex_lock(&secret_mu);
+    if (secret_cache[slot].s && sodium_memcmp(secret_cache[slot].h, h, 32) == 0)
+        copy = secret_from_bytes(secret_cache[slot].s->data, secret_cache[slot].s->len);
+    pthread_mutex_unlock(&secret_mu);
+    if (copy)
+        return copy;
+    secret_t *s = gw_secret_unseal(merchant_id, "webhook", sealed);
+    if (!s)
+        return NULL;
+    pthread_mutex_lock(&secret_mu);
+    secret_free(secret_cache[slot].s);
+    memcpy(secret_cache[slot].h, h, 32);
+    secret_cache[slot].s = secret_from_bytes(s->data, s->len);
+    pthread_mutex_unlock(&secret_mu);
+    return s;
+}
+
+/* ----------------------------------------------------------- delivery */
+
+static double backoff_s(int attempts)
+{
+    double base = (double)gw_cfg.outbox_retry_base_ms / 1000.0;
+    double cap = (double)gw_cfg.outbox_retry_max_ms / 1000.0;
+    double d = base;
+    for (int i = 1; i < attempts && d < cap; i++)
+        d *= 2;
+    if (d > cap)
+        d = cap;
+    /* equal jitter: half fixed, half random, so retries of many rows spread */
+    return d / 2 + (d / 2) * ((double)randombytes_uniform(1000001) / 1e6);
+}
+
+static void deliver_event(outbox_item_t *it)
+{
+    if (!it->ev_data || !it->ev_type || !it->secret_sealed || !it->target) {
+        it->result = OUTBOX_FAILED;
+        snprintf(it->error, sizeof it->error, "event or endpoint no longer exists");
+        return;
+    }
+    secret_t *sec = secret_for(it->merchant_id, it->secret_sealed);
+    secret_t *prev = secret_for(it->merchant_id, it->previous_sealed);
+    if (!sec) {
+        it->result = OUTBOX_RETRY;
+        snprintf(it->error, sizeof it->error, "signing secret unavailable (vault)");
+        secret_free(prev);
+        return;
+    }
+    char *body = str_printf("{\"id\":\"%s\",\"type\":\"%s\",\"created\":%lld,\"data\":%s}",
+                            it->event_id, it->ev_type, (long long)it->ev_created, it->ev_data);
+    char sig[220], sighdr[260];
+    gw_webhook_sign(sec, prev, (int64_t)time(NULL), body, strlen(body), sig, sizeof sig);
+    snprintf(sighdr, sizeof sighdr, "Portcullis-Signature: %s", sig);
+    secret_free(sec);
+    secret_free(prev);
+    const char *headers[] = {"Content-Type: application/json", "User-Agent: Portcullis/1.0",
+                             sighdr, NULL};
+    httpc_request_t rq = {.method = "POST",
+                          .url = it->target,
+                          .headers = headers,
+                          .body = body,
+                          .body_len = strlen(body),
+                          .connect_timeout_ms = 2000,
+                          .timeout_ms = gw_cfg.outbox_timeout_ms,
+                          .max_response = 64 * 1024};
+    httpc_response_t rs;
+    httpc_status_t hs = httpc_perform(&rq, &rs);
+    if (hs == HTTPC_OK && rs.http_status >= 200 && rs.http_status < 300) {
+        it->result = OUTBOX_DELIVERED;
+    } else {
+        it->result = OUTBOX_RETRY;
+        if (hs == HTTPC_OK)
+            snprintf(it->error, sizeof it->error, "endpoint answered %ld", rs.http_status);
+        else
+            snprintf(it->error, sizeof it->error, "%s", httpc_status_str(hs));
+    }
+    httpc_response_free(&rs);
+    free(body);
+}
+
+static void deliver_inventory(outbox_item_t *it)
+{
+    bool commit = it->kind == OUTBOX_INVENTORY_COMMIT;
+    long http = 0;
+    plat_status_t st = gw_inventory_finish(it->target, commit, &http);
+    if (st == PLAT_OK || (!commit && http == 404)) {
+        it->result = OUTBOX_DELIVERED;
+    } else if (st == PLAT_REJECTED) {
+        /* e.g. committing a reservation that expired: retrying cannot help */
+        it->result = OUTBOX_FAILED;
+        snprintf(it->error, sizeof it->error, "inventory refused %s (HTTP %ld)",
+                 commit ? "commit" : "release", http);
+        log_json(LOG_ERROR, "inventory refused an outbox request",
+                 json_pack("{s:s, s:s, s:i}", "reservation_id", it->target, "op",
+                           commit ? "commit" : "release", "status", (int)http));
+    } else {
+        it->result = OUTBOX_RETRY;
+        snprintf(it->error, sizeof it->error, "inventory %s", st == PLAT_UNKNOWN ? "timeout"
+                                                                                 : "unavailable");
+    }
+}
+
+static void deliver(outbox_item_t *it)
+{
+    if (it->kind == OUTBOX_EVENT)
+        deliver_event(it);
+    else
+        deliver_inventory(it);
+    if (it->result == OUTBOX_RETRY) {
+        if (it->too_old) {
+            it->result = OUTBOX_FAILED;
+            snprintf(it->error + strlen(it->error), sizeof it->error - strlen(it->error),
+                     "; gave up after max age");
+        } else {
+            it->retry_in_s = backoff_s(it->attempts);
+        }
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    pthread_mutex_lock(&mu);
+    for (;;) {
+        while (!stop_flag && batch_next >= batch_n)
+            pthread_cond_wait(&work_cv, &mu);
+        if (stop_flag && batch_next >= batch_n)
+            break;
+        outbox_item_t *it = &batch[batch_next++];
+        pthread_mutex_unlock(&mu);
+        deliver(it);
+        pthread_mutex_lock(&mu);
+        if (++batch_done == batch_n)
+            pthread_cond_signal(&done_cv);
+    }
+    pthread_mutex_unlock(&mu);
+    httpc_thread_cleanup();
+    return NULL;
+}
+
+static void items_free(outbox_item_t *items, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(items[i].target);
+        free(items[i].ev_type);
+        free(items[i].ev_data);
+        free(items[i].secret_sealed);
+        free(items[i].previous_sealed);
+    }
+    free(items);
+}
+
+/* One round: claim, deliver in parallel, record. Returns rows handled. */
+static int round_once(void)
+{
+    db_conn_t *c = db_pool_acquire(gw.db);
+    if (!c)
+        return 0;
+    outbox_item_t *items = NULL;
+    int n = 0;
+    double lease = (double)gw_cfg.outbox_timeout_ms / 1000.0 * 2 + 5;
+    db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, lease, gw_cfg.outbox_max_age_s,
+                                    &items, &n);
+    db_pool_release(c);
+    if (s != DB_OK || n == 0) {
+        items_free(items, n);
+        return 0;
+    }
+    pthread_mutex_lock(&mu);
+    batch = items;
+    batch_n = n;
+    batch_next = 0;
+    batch_done = 0;
+    pthread_cond_broadcast(&work_cv);
+    while (batch_done < batch_n)
+        pthread_cond_wait(&done_cv, &mu);
+    batch = NULL;
+    batch_n = batch_next = batch_done = 0;
+    pthread_mutex_unlock(&mu);
+
+    c = db_pool_acquire(gw.db);
+    s = c ? db_outbox_results(c, items, n) : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK)
+        log_warn("outbox: recording %d delivery results failed; they will be retried", n);
+    items_free(items, n);
+    return n;
+}
+
+static void *dispatcher_main(void *arg)
+{
+    while (true) {
+        int n = round_once();
+        pthread_mutex_lock(&mu);
+        if (stop_flag) {
+            pthread_mutex_unlock(&mu);
+            break;
+        }
+        if (n < gw_cfg.outbox_batch && !kicked) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_nsec += (long)(gw_cfg.outbox_poll_ms % 1000) * 1000000L;
+            dl.tv_sec += gw_cfg.outbox_poll_ms / 1000 + dl.tv_nsec / 1000000000L;
+            dl.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&kick_cv, &mu, &dl);
+        }
+        kicked = false;
+        bool stop = stop_flag;
+        pthread_mutex_unlock(&mu);
+        if (stop)
+            break;
+    }
+    httpc_thread_cleanup();
+    return NULL;
+}
+
+void gw_outbox_kick(void)
+{
+    pthread_mutex_lock(&mu);
+    kicked = true;
+    pthread_cond_signal(&kick_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+int gw_outbox_start(void)
+{
+    if (gw_cfg.outbox_workers <= 0)
+        return 0;
+    stop_flag = false;
+    nworkers = (int)gw_cfg.outbox_workers;
+    workers = calloc((size_t)nworkers, sizeof *workers);
+    for (int i = 0; i < nworkers; i++)
+        if (pthread_create(&workers[i], NULL, worker_main, NULL) != 0)
+            return -1;
+    if (pthread_create(&dispatcher, NULL, dispatcher_main, NULL) != 0)
+        return -1;
+    running = true;
+    return 0;
+}
+
+void gw_outbox_stop(void)
+{
+    if (!running)
+        return;
+    pthread_mutex_lock(&mu);
+    stop_flag = true;
+    pthread_cond_broadcast(&kick_cv);
+    pthread_cond_broadcast(&work_cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(dispatcher, NULL);
+    for (int i = 0; i < nworkers; i++)
+        pthread_join(workers[i], NULL);
+    free(workers);
+    running = false;
+    for (int i = 0; i < SECRET_CACHE; i++) {
+        secret_free(secret_cache[i].s);
+        secret_cache[i].s = NULL;
+    }
+}

@@ -1,0 +1,34 @@
+/* gateway/outbox: the dispatcher's view of outbox rows (internal). */
+#ifndef PORTCULLIS_OUTBOX_H
+#define PORTCULLIS_OUTBOX_H
+
+#include "gateway/checkout.h"
+
+typedef enum { OUTBOX_EVENT, OUTBOX_INVENTORY_COMMIT, OUTBOX_INVENTORY_RELEASE } outbox_kind_t;
+typedef enum { OUTBOX_RETRY = 0, OUTBOX_DELIVERED, OUTBOX_FAILED } outbox_result_t;
+
+typedef struct {
+    int64_t id;
+    outbox_kind_t kind;
+    char merchant_id[IDS_MAX];
+    char event_id[IDS_MAX];
+    char endpoint_id[72];
+    char *target; /* webhook URL or reservation id */
+    int attempts;
+    bool too_old;
+    char *ev_type;
+    int64_t ev_created;
+    char *ev_data;
+    char *secret_sealed;
+    char *previous_sealed;
+    /* filled by the delivery */
+    outbox_result_t result;
+    double retry_in_s;
+    char error[200];
+} outbox_item_t;
+
+db_status_t db_outbox_claim(db_conn_t *c, int limit, double lease_s, int64_t max_age_s,
+                            outbox_item_t **items, int *n) PC_WUR;
+db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
+
+#endif

@@ -1,0 +1,281 @@
+/* Integration: POST /v1/checkouts against the real stack: the happy path with
+ * API.md's exact shape, every decline card, the cart errors (price changed,
+ * out of stock, unknown SKU), and pricing, inventory or every provider down,
+ * each asserting what was charged and what was reserved. */
+#include "tests/harness/stack.h"
+#include <string.h>
+#include <unistd.h>
+
+static h_stack_t *st;
+static int seq;
+
+static void setup(void)
+{
+    st = h_stack_start(NULL);
+}
+
+static void teardown(void)
+{
+    h_stack_stop(st);
+}
+
+static char *key(const char *what)
+{
+    return str_printf("%s-%d-%d", what, (int)getpid(), ++seq);
+}
+
+static h_resp_t checkout(const char *pan, const char *sku, int qty, const char *extra)
+{
+    char *tok = h_stack_token(st, pan);
+    char *body = h_stack_checkout_body(tok, sku, qty, extra);
+    char *k = key("chk");
+    h_resp_t r = h_stack_checkout(st, 0, k, body);
+    free(k);
+    free(body);
+    free(tok);
+    return r;
+}
+
+static bool reserved_zero(void *cls)
+{
+    return h_stack_stock(st, cls, "reserved") == 0;
+}
+
+typedef struct {
+    const char *chk;
+    const char *type;
+} delivered_t;
+
+static bool delivered_once(void *cls)
+{
+    delivered_t *d = cls;
+    json_t *j = h_stack_deliveries(st);
+    size_t i;
+    json_t *e;
+    bool found = false;
+    json_array_foreach(json_object_get(j, "events"), i, e)
+    {
+        if (!strcmp(json_string_value(json_object_get(e, "type")), d->type) &&
+            !strcmp(h_json_str(e, "data.id") ? h_json_str(e, "data.id") : "", d->chk))
+            found = true;
+    }
+    json_decref(j);
+    return found;
+}
+
+START_TEST(happy_path_charges_once_and_confirms_the_order)
+{
+    long before = h_stack_charges(st, NULL);
+    long committed = h_stack_stock(st, "SKU-RED-MUG", "committed");
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2, "{\"cart\":{\"expected_total\":2598}}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    const json_t *j = r.json;
+    ck_assert(!strncmp(h_json_str(j, "id"), "chk_", 4));
+    ck_assert_str_eq(h_json_str(j, "status"), "succeeded");
+    ck_assert(!strncmp(h_json_str(j, "order.id"), "ord_", 4));
+    ck_assert_str_eq(h_json_str(j, "order.currency"), "EUR");
+    ck_assert_int_eq(h_json_int(j, "order.subtotal"), 2598);
+    ck_assert_int_eq(h_json_int(j, "order.tax"), 0);
+    ck_assert_int_eq(h_json_int(j, "order.shipping"), 0);
+    ck_assert_int_eq(h_json_int(j, "order.total"), 2598);
+    ck_assert_str_eq(h_json_str(j, "order.lines.0.sku"), "SKU-RED-MUG");
+    ck_assert_int_eq(h_json_int(j, "order.lines.0.quantity"), 2);
+    ck_assert_int_eq(h_json_int(j, "order.lines.0.unit_amount"), 1299);
+    ck_assert_int_eq(h_json_int(j, "order.lines.0.amount"), 2598);
+    ck_assert(!strncmp(h_json_str(j, "payment.id"), "pay_", 4));
+    ck_assert_str_eq(h_json_str(j, "payment.status"), "captured");
+    ck_assert_str_eq(h_json_str(j, "payment.provider"), "stripe");
+    ck_assert_str_eq(h_json_str(j, "payment.attempts.0.provider"), "stripe");
+    ck_assert_str_eq(h_json_str(j, "payment.attempts.0.outcome"), "captured");
+    ck_assert_str_eq(h_json_str(j, "payment.card.last4"), "4242");
+    ck_assert_str_eq(h_json_str(j, "fraud.decision"), "approve");
+    ck_assert(json_is_integer(json_object_get(json_object_get(j, "fraud"), "score")));
+    ck_assert(json_is_array(json_object_get(json_object_get(j, "fraud"), "reasons")));
+    ck_assert_ptr_null(strstr(r.body, "4242424242424242"));
+    ck_assert_int_eq(h_stack_charges(st, NULL) - before, 1);
+
+    /* GET returns the same object */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/checkouts/%s", h_json_str(j, "id"));
+    h_resp_t g = h_get(st->gw[0], path, st->m.sk);
+    ck_assert_int_eq(g.status, 200);
+    ck_assert_str_eq(g.body, r.body);
+    h_resp_free(&g);
+
+    /* the inventory commit and order.confirmed go out through the outbox */
+    delivered_t d = {.chk = h_json_str(j, "id"), .type = "order.confirmed"};
+    ck_assert(h_wait_until(delivered_once, &d, 10000));
+    for (int i = 0; i < 200 && h_stack_stock(st, "SKU-RED-MUG", "committed") != committed + 2; i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-RED-MUG", "committed"), committed + 2);
+    ck_assert(h_wait_until(reserved_zero, "SKU-RED-MUG", 5000));
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(declines_are_402_with_the_normalised_reason)
+{
+    static const struct {
+        const char *pan;
+        err_code_t code;
+    } cards[] = {{"4000000000000002", ERR_CARD_DECLINED},
+                 {"4000000000009995", ERR_INSUFFICIENT_FUNDS},
+                 {"4000000000009979", ERR_STOLEN_CARD},
+                 {"4000000000000069", ERR_EXPIRED_CARD},
+                 {"4000000000000127", ERR_INCORRECT_CVC}};
+    for (size_t i = 0; i < PC_ARRAY_LEN(cards); i++) {
+        h_resp_t r = checkout(cards[i].pan, "SKU-RED-MUG", 1, NULL);
+        h_assert_error(&r, 402, cards[i].code);
+        ck_assert_str_eq(h_json_str(r.json, "status"), "declined");
+        ck_assert_str_eq(h_json_str(r.json, "payment.status"), "declined");
+        ck_assert_str_eq(h_json_str(r.json, "payment.attempts.0.outcome"), "declined");
+        /* a decline is never retried at the second provider */
+        ck_assert_ptr_null(json_array_get(json_object_get(json_object_get(r.json, "payment"),
+                                                          "attempts"),
+                                          1));
+        ck_assert_ptr_null(strstr(r.body, cards[i].pan));
+        h_resp_free(&r);
+    }
+    /* every reservation was released */
+    ck_assert(h_wait_until(reserved_zero, "SKU-RED-MUG", 10000));
+}
+END_TEST
+
+START_TEST(cart_errors_charge_and_reserve_nothing)
+{
+    long charges = h_stack_charges(st, NULL);
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2,
+                          "{\"cart\":{\"expected_total\":2500}}");
+    h_assert_error(&r, 409, ERR_PRICE_CHANGED);
+    ck_assert_int_eq(h_json_int(r.json, "quote.total"), 2598);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.expected_total");
+    h_resp_free(&r);
+
+    r = checkout("4242424242424242", "SKU-SOLD-OUT", 1, NULL);
+    h_assert_error(&r, 409, ERR_OUT_OF_STOCK);
+    ck_assert_str_eq(h_json_str(r.json, "error.lines.0.sku"), "SKU-SOLD-OUT");
+    ck_assert_str_eq(h_json_str(r.json, "error.lines.0.param"), "cart.items[0]");
+    ck_assert_int_eq(h_json_int(r.json, "error.lines.0.requested"), 1);
+    ck_assert_int_eq(h_json_int(r.json, "error.lines.0.available"), 0);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "failed");
+    h_resp_free(&r);
+
+    r = checkout("4242424242424242", "SKU-NOPE", 1, NULL);
+    h_assert_error(&r, 400, ERR_UNKNOWN_SKU);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.items[0].sku");
+    h_resp_free(&r);
+
+    r = checkout("4242424242424242", "SKU-RED-MUG", 0, NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.items[0].quantity");
+    h_resp_free(&r);
+
+    r = checkout("4242424242424242", "SKU-RED-MUG", 1, "{\"cart\":{\"currency\":\"eur\"}}");
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.currency");
+    h_resp_free(&r);
+
+    char *body = h_stack_checkout_body("tok_doesnotexist0000000000", "SKU-RED-MUG", 1, NULL);
+    r = h_stack_checkout(st, 0, "bad-token", body);
+    h_assert_error(&r, 400, ERR_TOKEN_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "payment.token");
+    h_resp_free(&r);
+    free(body);
+
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    ck_assert(h_wait_until(reserved_zero, "SKU-SOLD-OUT", 5000));
+}
+END_TEST
+
+START_TEST(the_last_one_sells_once)
+{
+    h_resp_t a = checkout("4242424242424242", "SKU-LAST-ONE", 1, NULL);
+    ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
+    h_resp_t b = checkout("5555555555554444", "SKU-LAST-ONE", 1, NULL);
+    h_assert_error(&b, 409, ERR_OUT_OF_STOCK);
+    h_resp_free(&a);
+    h_resp_free(&b);
+}
+END_TEST
+
+START_TEST(outages_answer_503_and_charge_nothing)
+{
+    long charges = h_stack_charges(st, NULL);
+    long reserved = h_stack_stock(st, "SKU-RED-MUG", "reserved");
+    h_sandbox_faults(st->pricing, "{\"mode\":\"down\"}");
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    h_assert_error(&r, 503, ERR_PRICING_UNAVAILABLE);
+    h_resp_free(&r);
+    h_sandbox_faults(st->pricing, "{\"mode\":\"none\"}");
+
+    h_sandbox_faults(st->inventory, "{\"mode\":\"down\"}");
+    r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    h_assert_error(&r, 503, ERR_INVENTORY_UNAVAILABLE);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "failed");
+    h_resp_free(&r);
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-RED-MUG", "reserved"), reserved);
+
+    /* every provider down: nothing charged and the reservation released */
+    h_sandbox_faults(st->stripe, "{\"mode\":\"down\"}");
+    h_sandbox_faults(st->adyen, "{\"mode\":\"down\"}");
+    r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    h_assert_error(&r, 503, ERR_PROVIDERS_UNAVAILABLE);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "failed");
+    h_resp_free(&r);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    h_sandbox_faults(st->adyen, "{\"mode\":\"none\"}");
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    ck_assert(h_wait_until(reserved_zero, "SKU-RED-MUG", 10000));
+}
+END_TEST
+
+START_TEST(primary_down_fails_over_with_one_charge)
+{
+    long charges = h_stack_charges(st, NULL);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"error_500\"}");
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "payment.provider"), "adyen");
+    ck_assert_str_eq(h_json_str(r.json, "payment.attempts.0.provider"), "stripe");
+    ck_assert_str_eq(h_json_str(r.json, "payment.attempts.0.outcome"), "unavailable");
+    ck_assert_str_eq(h_json_str(r.json, "payment.attempts.1.provider"), "adyen");
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, 1);
+    h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(authorize_only_then_capture_partially)
+{
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2, "{\"payment\":{\"capture\":false}}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "authorized");
+    char path[160];
+    snprintf(path, sizeof path, "/v1/payments/%s/capture", h_json_str(r.json, "payment.id"));
+    h_resp_t c = h_post(st->gw[0], path, st->m.sk, "{\"amount\":2000}");
+    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
+    ck_assert_str_eq(h_json_str(c.json, "status"), "captured");
+    ck_assert_int_eq(h_json_int(c.json, "captured_amount"), 2000);
+    h_resp_free(&c);
+    h_resp_free(&r);
+}
+END_TEST
+
+int main(void)
+{
+    h_init("it_checkout");
+    Suite *s = suite_create("checkout");
+    TCase *tc = h_tcase("checkout", 600);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, happy_path_charges_once_and_confirms_the_order);
+    tcase_add_test(tc, declines_are_402_with_the_normalised_reason);
+    tcase_add_test(tc, cart_errors_charge_and_reserve_nothing);
+    tcase_add_test(tc, the_last_one_sells_once);
+    tcase_add_test(tc, outages_answer_503_and_charge_nothing);
+    tcase_add_test(tc, primary_down_fails_over_with_one_charge);
+    tcase_add_test(tc, authorize_only_then_capture_partially);
+    suite_add_tcase(s, tc);
+    return h_run_suite(s);
+}
