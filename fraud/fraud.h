@@ -179,7 +179,9 @@ void fraud_keys_hash(const fraud_keys_t *k, fraud_key_hashes_t *out);
 /* One round trip: every counter of every given key and window, the
  * merchant's averages and its rules version. now_ms <= 0 uses the
  * database clock (one clock for every instance). Read-only; may run inside
- * or outside the caller's transaction. */
+ * or outside the caller's transaction. The newest 1,000 events of a key are
+ * read at most: counts saturate there (far above any useful threshold),
+ * which bounds the cost for an attacking IP. */
 db_status_t fraud_velocity_load(db_conn_t *c, const fraud_keys_t *k, int64_t now_ms,
                                 fraud_velocity_t *out) PC_WUR PC_NONNULL;
 

@@ -180,9 +180,6 @@ static bool values_parse(pctx_t *x, const json_t *v, cond_t *c, const char *path
                     "must be an array of 1 to %d values for operator %s", FRAUD_MAX_IN_VALUES,
                     op_names[c->op]);
     size_t n = json_array_size(v);
-    if (c->feat.type == FT_BOOL)
-        return fail(x, ERR_PARAMETER_INVALID, path, "operator %s does not apply to booleans",
-                    op_names[c->op]);
     if (c->feat.type == FT_INT)
         c->ivals = rules_alloc(x->r, n * sizeof *c->ivals);
     else
@@ -497,23 +494,19 @@ fraud_rules_t *fraud_rules_parse(const json_t *doc, int64_t version, fraud_rules
     r->version = version;
     pctx_t x = {.r = r, .err = err};
     size_t bytes = json_is_object(doc) ? json_dumpb(doc, NULL, 0, JSON_COMPACT) : 0;
-    if (bytes > FRAUD_MAX_DOC_BYTES) {
-        fail(&x, ERR_PARAMETER_INVALID, "body",
-             "is %zu bytes; a rules document may have at most %d", bytes, FRAUD_MAX_DOC_BYTES);
-        fraud_rules_release(r);
-        return NULL;
-    }
+    bool ok;
+    if (!json_is_object(doc))
+        ok = fail(&x, ERR_PARAMETER_INVALID, "body", "must be an object");
+    else if (bytes > FRAUD_MAX_DOC_BYTES)
+        ok = fail(&x, ERR_PARAMETER_INVALID, "body",
+                  "is %zu bytes; a rules document may have at most %d", bytes, FRAUD_MAX_DOC_BYTES);
     /* The compiled rules borrow strings from a private copy, so a caller
      * may change or free its document afterwards. */
-    r->doc = json_is_object(doc) ? json_deep_copy(doc) : NULL;
-    if (!json_is_object(doc)) {
-        fail(&x, ERR_PARAMETER_INVALID, "body", "must be an object");
-        fraud_rules_release(r);
-        return NULL;
-    }
-    if (!r->doc || !doc_parse(&x, r->doc)) {
-        if (!r->doc)
-            fail(&x, ERR_INTERNAL, "body", "could not be copied (out of memory)");
+    else if (!(r->doc = json_deep_copy(doc)))
+        ok = fail(&x, ERR_INTERNAL, "body", "could not be copied (out of memory)");
+    else
+        ok = doc_parse(&x, r->doc);
+    if (!ok) {
         fraud_rules_release(r);
         return NULL;
     }

@@ -111,71 +111,82 @@ static void param_time(db_params_t *p, int64_t ms)
 
 /* ---------------------------------------------------------------------- load */
 
-#define DB_NOW_MS  "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
-#define IN_WIN(ms) "at_ms > t.now - " ms
-/* Five counters of one window, in fraud_counts_t order. */
-#define COUNTS(ms)                                                                                 \
-    "coalesce(sum(attempts) FILTER (WHERE " IN_WIN(                                                \
-        ms) "), 0), "                                                                              \
-            "coalesce(sum(declines) FILTER (WHERE " IN_WIN(                                        \
-                ms) "), 0), "                                                                      \
-                    "coalesce(sum(token_failures) FILTER (WHERE " IN_WIN(                          \
-                        ms) "), 0), "                                                              \
-                            "count(DISTINCT card_key) FILTER (WHERE " IN_WIN(                      \
-                                ms) "), "                                                          \
-                                    "coalesce(sum(amount) FILTER (WHERE currency = $3 "            \
-                                    "AND " IN_WIN(ms) "), 0)"
-/* Every counter of one key. The newest VELOCITY_SCAN_CAP events are read at
- * most, so an attacking IP with a million events costs what 5,000 cost (its
- * counters saturate there, far above any sane threshold). */
-#define KEY_COUNTS(col, param, alias)                                                              \
-    " CROSS JOIN LATERAL (SELECT " COUNTS("600000") ", " COUNTS("3600000") ", " COUNTS(            \
-        "86400000") " FROM (SELECT e.at_ms, e.card_key, e.attempts, e.declines, "                  \
-                    "e.token_failures, e.amount, e.currency FROM gateway.fraud_events e "          \
-                    "WHERE " param " IS NOT NULL AND e.merchant_id = $1 AND e." col " = " param    \
-                    " AND e.at_ms > t.now - 86400000 AND e.at_ms <= t.now "                        \
-                    "ORDER BY e.at_ms DESC LIMIT 5000) w) " alias
+/* One statement: the newest events of each given key (index-only range
+ * scans, at most 1,000 per key so an attacking IP with a million events
+ * costs what 1,000 cost; its counters saturate there, far above any sane
+ * threshold), summed per key and card, then per key. Distinct cards are
+ * the cards with at least one event in the window, which avoids a sort per
+ * count(DISTINCT). The header columns (clock, rules version, merchant sums)
+ * come once, with one row per key that has events. */
+/* clang-format off */
+#define DB_NOW_MS "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
+#define KEY_EVENTS(k, col, param)                                                                  \
+    "SELECT " k " AS k, e.* FROM t, LATERAL (SELECT x.at_ms, x.card_key, x.attempts, "             \
+    "x.declines, x.token_failures, x.amount, x.currency FROM gateway.fraud_events x "              \
+    "WHERE " param "::bytea IS NOT NULL AND x.merchant_id = $1 AND x." col " = " param " "         \
+    "AND x.at_ms > t.now - 86400000 AND x.at_ms <= t.now ORDER BY x.at_ms DESC LIMIT 1000) e"
+#define PER_CARD(w, ms)                                                                            \
+    "sum(attempts) FILTER (WHERE at_ms > t.now - " ms ") AS a" w ", "                              \
+    "sum(declines) FILTER (WHERE at_ms > t.now - " ms ") AS d" w ", "                              \
+    "sum(token_failures) FILTER (WHERE at_ms > t.now - " ms ") AS f" w ", "                        \
+    "count(*) FILTER (WHERE at_ms > t.now - " ms ") AS n" w ", "                                   \
+    "sum(amount) FILTER (WHERE currency = $3 AND at_ms > t.now - " ms ") AS s" w
+#define PER_KEY(w)                                                                                 \
+    "sum(a" w "), sum(d" w "), sum(f" w "), "                                                      \
+    "count(*) FILTER (WHERE card_key IS NOT NULL AND n" w " > 0), sum(s" w ")"
 
 DB_STMT(fraud_velocity_select,
-        "WITH t AS (SELECT coalesce($2::bigint, " DB_NOW_MS ") AS now) "
+        "WITH t AS (SELECT coalesce($2::bigint, " DB_NOW_MS ") AS now), "
+        "ev AS (" KEY_EVENTS("0", "card_key", "$4") " UNION ALL "
+                  KEY_EVENTS("1", "email_key", "$5") " UNION ALL "
+                  KEY_EVENTS("2", "ip_key", "$6") " UNION ALL "
+                  KEY_EVENTS("3", "device_key", "$7") "), "
+        "g AS (SELECT ev.k, ev.card_key, " PER_CARD("0", "600000") ", "
+               PER_CARD("1", "3600000") ", " PER_CARD("2", "86400000") " "
+               "FROM ev, t GROUP BY ev.k, ev.card_key), "
+        "c AS (SELECT k, " PER_KEY("0") ", " PER_KEY("1") ", " PER_KEY("2") " "
+               "FROM g GROUP BY k) "
         "SELECT t.now, coalesce((SELECT r.version FROM gateway.fraud_rules r "
-        "WHERE r.merchant_id = $1), 0), k_card.*, k_email.*, k_ip.*, k_device.*, "
-        "s.n, s.amount_sum, s.basket_sum FROM t" KEY_COUNTS(
-            "card_key", "$4::bytea", "k_card") KEY_COUNTS("email_key", "$5::bytea", "k_email")
-            KEY_COUNTS("ip_key", "$6::bytea", "k_ip") KEY_COUNTS(
-                "device_key", "$7::bytea",
-                "k_device") " CROSS JOIN LATERAL (SELECT coalesce(sum(d.n), 0) AS n, "
-                            "coalesce(sum(d.amount_sum), 0) AS amount_sum, "
-                            "coalesce(sum(d.basket_sum), 0) AS basket_sum "
-                            "FROM gateway.fraud_merchant_daily d WHERE d.merchant_id = $1 AND "
-                            "d.currency = $3 "
-                            "AND d.day > t.now / 86400000 - 7 AND d.day <= t.now / 86400000) s");
+        "WHERE r.merchant_id = $1), 0), s.n, s.amount_sum, s.basket_sum, c.* FROM t "
+        "CROSS JOIN LATERAL (SELECT coalesce(sum(d.n), 0) AS n, "
+        "coalesce(sum(d.amount_sum), 0) AS amount_sum, "
+        "coalesce(sum(d.basket_sum), 0) AS basket_sum "
+        "FROM gateway.fraud_merchant_daily d WHERE d.merchant_id = $1 AND d.currency = $3 "
+        "AND d.day > t.now / 86400000 - 7 AND d.day <= t.now / 86400000) s "
+        "LEFT JOIN c ON true");
+/* clang-format on */
 
-#define COL_KEYS  2
-#define COL_STATS (COL_KEYS + FRAUD_NKEYS * FRAUD_NWINDOWS * 5)
+#define COL_KEY    5
+#define COL_NFIELD (COL_KEY + 1 + FRAUD_NWINDOWS * 5)
 
 static void counts_read(const PGresult *r, fraud_velocity_t *out)
 {
-    int col = COL_KEYS;
-    for (int k = 0; k < FRAUD_NKEYS; k++)
+    for (int row = 0; row < PQntuples(r); row++) {
+        if (db_isnull(r, row, COL_KEY))
+            continue; /* no events for any key: the header row alone */
+        int64_t k = db_i64(r, row, COL_KEY);
+        if (k < 0 || k >= FRAUD_NKEYS)
+            continue;
+        int col = COL_KEY + 1;
         for (int w = 0; w < FRAUD_NWINDOWS; w++) {
             fraud_counts_t *c = &out->c[k][w];
-            c->attempts = db_i64(r, 0, col++);
-            c->declines = db_i64(r, 0, col++);
-            c->token_failures = db_i64(r, 0, col++);
-            c->distinct_cards = db_i64(r, 0, col++);
-            c->amount_sum = db_i64(r, 0, col++);
+            c->attempts = db_i64(r, row, col++);
+            c->declines = db_i64(r, row, col++);
+            c->token_failures = db_i64(r, row, col++);
+            c->distinct_cards = db_i64(r, row, col++);
+            c->amount_sum = db_i64(r, row, col++);
         }
+    }
 }
 
 static void stats_read(const PGresult *r, fraud_velocity_t *out)
 {
-    int64_t n = db_i64(r, 0, COL_STATS);
+    int64_t n = db_i64(r, 0, 2);
     out->merchant_samples = n;
     if (n < FRAUD_STATS_MIN_SAMPLES)
         return;
-    out->merchant_avg_amount = db_i64(r, 0, COL_STATS + 1) / n;
-    out->merchant_usual_basket = db_i64(r, 0, COL_STATS + 2) / n;
+    out->merchant_avg_amount = db_i64(r, 0, 3) / n;
+    out->merchant_usual_basket = db_i64(r, 0, 4) / n;
 }
 
 db_status_t fraud_velocity_load(db_conn_t *c, const fraud_keys_t *k, int64_t now_ms,
@@ -196,7 +207,7 @@ db_status_t fraud_velocity_load(db_conn_t *c, const fraud_keys_t *k, int64_t now
     db_status_t s = db_exec(c, &fraud_velocity_select, &p, &r);
     if (s != DB_OK)
         return s;
-    if (PQntuples(r) != 1 || PQnfields(r) != COL_STATS + 3) {
+    if (PQntuples(r) < 1 || PQntuples(r) > FRAUD_NKEYS || PQnfields(r) != COL_NFIELD) {
         PQclear(r);
         return DB_ERROR;
     }

@@ -336,6 +336,56 @@ START_TEST(a_change_on_one_instance_applies_on_every_instance)
 }
 END_TEST
 
+/* fraud.bin_file: a bad table stops start-up naming the key, the file and
+ * the line; a valid one is accepted (its lookups are unit-tested; no
+ * endpoint exposes them until the checkout). */
+START_TEST(bin_file_is_loaded_at_start_up_or_refused)
+{
+    char *bad = str_printf("%s/bad_bins.csv", h_workdir());
+    const char *text = "low,high,brand,country,funding\n4,4,visa,,\n5,5,visa,USA,\n";
+    ck_assert_int_eq(file_write_atomic(bad, text, strlen(text), 0644), 0);
+    char *ci = h_conninfo(db, "gateway");
+    char *pep = str_printf("%s/%s.pepper", h_workdir(), db);
+    char *argv[] = {GATEWAYD_BIN,
+                    "--db",
+                    ci,
+                    "--db-password-file",
+                    (char *)h_password_file("gateway"),
+                    "--api-key-pepper-file",
+                    pep,
+                    "--port",
+                    "0",
+                    "--fraud-bin-file",
+                    bad,
+                    NULL};
+    h_proc_t *p = h_proc_start("gw_badbins", argv, NULL);
+    int rc = h_proc_stop(p, 0, 10000); /* signal 0: just wait for it to exit */
+    ck_assert_int_eq(rc, 2);
+    char *out = file_read_all(p->log, 65536, NULL);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_msg(strstr(out, "fraud.bin_file") && strstr(out, "line 3") &&
+                      strstr(out, "bad_bins.csv"),
+                  "start-up error: %s", out);
+    free(out);
+    free(p);
+
+    char *good = str_printf("%s/good_bins.csv", h_workdir());
+    text = "# custom\n4,4,visa,,\n424242,424242,visa,NZ,debit\n";
+    ck_assert_int_eq(file_write_atomic(good, text, strlen(text), 0644), 0);
+    char *extra = str_printf("{\"fraud\": {\"bin_file\": \"%s\"}}", good);
+    h_gateway_t *g = h_gateway_start(db, "gw_goodbins", extra);
+    h_resp_t r = h_get(g, "/readyz", NULL);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_gateway_stop(g, SIGTERM), 0);
+    free(extra);
+    free(good);
+    free(pep);
+    free(ci);
+    free(bad);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_fraud_rules");
@@ -347,6 +397,7 @@ int main(void)
     tcase_add_test(tc, invalid_documents_are_refused_naming_the_problem);
     tcase_add_test(tc, only_secret_keys_read_or_change_rules);
     tcase_add_test(tc, a_change_on_one_instance_applies_on_every_instance);
+    tcase_add_test(tc, bin_file_is_loaded_at_start_up_or_refused);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
