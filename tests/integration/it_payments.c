@@ -1,0 +1,306 @@
+/* Integration: after the checkout (capture, partial capture, void, refunds
+ * that never exceed the capture, each idempotent and each with its event),
+ * and fraud in the checkout: card testing declined by velocity, block list
+ * with zero provider calls, allow list beating a rule, and the review queue
+ * (approve captures, reject voids and releases; replays are idempotent). */
+#include "tests/harness/stack.h"
+#include <string.h>
+#include <unistd.h>
+
+static h_stack_t *st;
+static int n;
+
+static void setup(void)
+{
+    st = h_stack_start(NULL);
+}
+
+static void teardown(void)
+{
+    h_stack_stop(st);
+}
+
+static h_resp_t checkout_as(const char *pan, const char *sku, int qty, const char *extra)
+{
+    char *tok = h_stack_token(st, pan);
+    char *body = h_stack_checkout_body(tok, sku, qty, extra);
+    char key[48];
+    snprintf(key, sizeof key, "pay-%d-%d", (int)getpid(), ++n);
+    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    free(body);
+    free(tok);
+    return r;
+}
+
+static h_resp_t op(const char *payment, const char *what, const char *body, const char *key)
+{
+    char url[256], hdr[128];
+    snprintf(url, sizeof url, "%s/v1/payments/%s/%s", st->gw[0]->url, payment, what);
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key ? key : "");
+    const char *headers[] = {key ? hdr : NULL, NULL};
+    return h_http("POST", url, st->m.sk, body, headers);
+}
+
+static long events_of(const char *type)
+{
+    return h_sql_long(st->db, "SELECT count(*) FROM gateway.events WHERE type = '%s'", type);
+}
+
+START_TEST(capture_refund_void_rules)
+{
+    h_resp_t c = checkout_as("4242424242424242", "SKU-RED-MUG", 2, "{\"payment\":{\"capture\":false}}");
+    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
+    char *pay = strdup(h_json_str(c.json, "payment.id"));
+    h_resp_free(&c);
+
+    h_resp_t r = op(pay, "refunds", "{\"amount\":100}", NULL);
+    h_assert_error(&r, 409, ERR_INVALID_STATE); /* nothing captured yet */
+    h_resp_free(&r);
+    long captured_events = events_of("payment.captured");
+    r = op(pay, "capture", "{\"amount\":2000}", "cap-1");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_int_eq(h_json_int(r.json, "captured_amount"), 2000);
+    char *first = strdup(r.body);
+    h_resp_free(&r);
+    r = op(pay, "capture", "{\"amount\":2000}", "cap-1"); /* replay */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, first);
+    h_resp_free(&r);
+    free(first);
+    ck_assert_int_eq(events_of("payment.captured") - captured_events, 1);
+    r = op(pay, "capture", NULL, NULL); /* already captured */
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+    r = op(pay, "void", NULL, NULL);
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+
+    r = op(pay, "refunds", "{\"amount\":500}", NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "object"), "refund");
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "partially_refunded");
+    h_resp_free(&r);
+    r = op(pay, "refunds", "{\"amount\":1501}", NULL);
+    h_assert_error(&r, 400, ERR_AMOUNT_TOO_LARGE);
+    h_resp_free(&r);
+    r = op(pay, "refunds", NULL, NULL); /* the rest */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_int_eq(h_json_int(r.json, "amount"), 1500);
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "refunded");
+    ck_assert_int_eq(h_json_int(r.json, "payment.refunded_amount"), 2000);
+    h_resp_free(&r);
+    r = op(pay, "refunds", "{\"amount\":1}", NULL);
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+    ck_assert_int_ge(events_of("payment.refunded"), 2);
+    free(pay);
+
+    /* void an authorization */
+    c = checkout_as("5555555555554444", "SKU-RED-MUG", 1, "{\"payment\":{\"capture\":false}}");
+    pay = strdup(h_json_str(c.json, "payment.id"));
+    h_resp_free(&c);
+    r = op(pay, "void", NULL, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "voided");
+    h_resp_free(&r);
+    r = op(pay, "capture", NULL, NULL);
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+    r = op("pay_doesnotexist", "capture", NULL, NULL);
+    h_assert_error(&r, 404, ERR_RESOURCE_MISSING);
+    h_resp_free(&r);
+    /* a publishable key may not move money */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/payments/%s/refunds", st->gw[0]->url, pay);
+    r = h_http("POST", url, st->m.pk, NULL, NULL);
+    h_assert_error(&r, 403, ERR_PERMISSION_DENIED);
+    h_resp_free(&r);
+    free(pay);
+}
+END_TEST
+
+static void luhn_card(int i, char out[20])
+{
+    snprintf(out, 20, "41111100%07d", i);
+    int sum = 0;
+    for (int k = 14, alt = 1; k >= 0; k--, alt = !alt) {
+        int d = out[k] - '0';
+        if (alt && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    out[15] = (char)('0' + (10 - sum % 10) % 10);
+    out[16] = '\0';
+}
+
+START_TEST(card_testing_from_one_ip_is_declined_by_fraud)
+{
+    long charges = h_stack_charges(st, NULL);
+    int declined = 0, first_decline = -1;
+    for (int i = 0; i < 30; i++) {
+        char pan[20];
+        luhn_card(i + 1, pan);
+        char extra[200];
+        snprintf(extra, sizeof extra,
+                 "{\"customer\":{\"ip\":\"198.51.100.77\",\"email\":\"tester%d@example.org\"}}", i);
+        h_resp_t r = checkout_as(pan, "SKU-STICKER", 1, extra);
+        if (r.status == 402 && !strcmp(h_json_str(r.json, "error.code"), "fraud_declined")) {
+            declined++;
+            if (first_decline < 0)
+                first_decline = i;
+            ck_assert_ptr_nonnull(strstr(r.body, "card_testing_ip"));
+            ck_assert_ptr_nonnull(strstr(r.body, "ip.distinct_cards.10m"));
+            ck_assert_ptr_null(json_object_get(r.json, "payment") == json_null()
+                                   ? NULL
+                                   : json_object_get(json_object_get(r.json, "payment"), "provider"));
+        }
+        h_resp_free(&r);
+    }
+    ck_assert_int_ge(first_decline, 1);
+    ck_assert_int_eq(declined, 30 - first_decline);
+    /* declined attempts never reached a provider */
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, first_decline);
+}
+END_TEST
+
+static void put_rules(void)
+{
+    const char *doc =
+        "{\"review_threshold\":60,\"decline_threshold\":85,"
+        "\"block\":{\"emails\":[\"blocked@example.org\"],\"email_domains\":[],\"ips\":[],"
+        "\"fingerprints\":[],\"bins\":[],\"countries\":[],\"devices\":[]},"
+        "\"allow\":{\"emails\":[\"vip@deny.example\"],\"email_domains\":[],\"ips\":[],"
+        "\"fingerprints\":[],\"bins\":[],\"countries\":[],\"devices\":[]},"
+        "\"rules\":[{\"id\":\"review_me\",\"if\":{\"feature\":\"email_domain\",\"op\":\"eq\","
+        "\"value\":\"review.example\"},\"score\":0,\"action\":\"review\",\"reason\":\"held for "
+        "manual review\"},{\"id\":\"deny_domain\",\"if\":{\"feature\":\"email_domain\",\"op\":"
+        "\"eq\",\"value\":\"deny.example\"},\"score\":0,\"action\":\"decline\",\"reason\":\"denied "
+        "domain\"}]}";
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/fraud/rules", st->gw[0]->url);
+    h_resp_t r = h_http("PUT", url, st->m.sk, doc, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+}
+
+START_TEST(block_list_declines_without_calling_a_provider_and_allow_beats_rules)
+{
+    put_rules();
+    long charges = h_stack_charges(st, NULL);
+    h_resp_t r = checkout_as("4242424242424242", "SKU-RED-MUG", 1,
+                             "{\"customer\":{\"email\":\"blocked@example.org\"}}");
+    h_assert_error(&r, 402, ERR_FRAUD_DECLINED);
+    ck_assert_str_eq(h_json_str(r.json, "fraud.decision"), "decline");
+    ck_assert_ptr_nonnull(strstr(r.body, "block.emails"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    r = checkout_as("4242424242424242", "SKU-RED-MUG", 1,
+                    "{\"customer\":{\"email\":\"someone@deny.example\"}}");
+    h_assert_error(&r, 402, ERR_FRAUD_DECLINED);
+    ck_assert_ptr_nonnull(strstr(r.body, "deny_domain"));
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    r = checkout_as("4242424242424242", "SKU-RED-MUG", 1,
+                    "{\"customer\":{\"email\":\"vip@deny.example\"}}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "fraud.decision"), "approve");
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, 1);
+}
+END_TEST
+
+static h_resp_t review(const char *chk, const char *decision)
+{
+    char url[256], body[64];
+    snprintf(url, sizeof url, "%s/v1/checkouts/%s/review", st->gw[0]->url, chk);
+    snprintf(body, sizeof body, "{\"decision\":\"%s\"}", decision);
+    return h_http("POST", url, st->m.sk, body, NULL);
+}
+
+static bool released(void *cls)
+{
+    return h_stack_stock(st, "SKU-BLUE-MUG", "reserved") == 0;
+}
+
+START_TEST(review_queue_approve_captures_and_reject_voids_and_releases)
+{
+    put_rules();
+    h_resp_t a = checkout_as("4242424242424242", "SKU-BLUE-MUG", 1,
+                             "{\"customer\":{\"email\":\"first@review.example\"}}");
+    ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
+    ck_assert_str_eq(h_json_str(a.json, "status"), "requires_review");
+    ck_assert_str_eq(h_json_str(a.json, "payment.status"), "authorized");
+    ck_assert(json_is_null(json_object_get(a.json, "order")));
+    h_resp_t b = checkout_as("5555555555554444", "SKU-BLUE-MUG", 1,
+                             "{\"customer\":{\"email\":\"second@review.example\"}}");
+    ck_assert_str_eq(h_json_str(b.json, "status"), "requires_review");
+    char *ca = strdup(h_json_str(a.json, "id")), *cb = strdup(h_json_str(b.json, "id"));
+    h_resp_free(&a);
+    h_resp_free(&b);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-BLUE-MUG", "reserved"), 2);
+
+    h_resp_t q = h_get(st->gw[0], "/v1/reviews", st->m.sk);
+    ck_assert_int_eq(q.status, 200);
+    ck_assert_str_eq(h_json_str(q.json, "data.0.id"), ca); /* oldest first */
+    ck_assert_str_eq(h_json_str(q.json, "data.1.id"), cb);
+    h_resp_free(&q);
+
+    h_resp_t r = review(ca, "approve");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "captured");
+    ck_assert(!strncmp(h_json_str(r.json, "order.id"), "ord_", 4));
+    h_resp_free(&r);
+    r = review(ca, "approve"); /* replay */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    h_resp_free(&r);
+    r = review(ca, "reject");
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.events WHERE object_id = "
+                                        "'%s' AND type = 'order.confirmed'",
+                                ca),
+                     1);
+
+    r = review(cb, "reject");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "declined");
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "voided");
+    ck_assert_str_eq(h_json_str(r.json, "error.code"), "fraud_declined");
+    h_resp_free(&r);
+    r = review(cb, "reject"); /* replay */
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    r = review(cb, "approve");
+    h_assert_error(&r, 409, ERR_INVALID_STATE);
+    h_resp_free(&r);
+    ck_assert(h_wait_until(released, NULL, 10000));
+    ck_assert_int_eq(h_stack_stock(st, "SKU-BLUE-MUG", "committed") >= 1, 1);
+
+    q = h_get(st->gw[0], "/v1/reviews", st->m.sk);
+    ck_assert_int_eq(json_array_size(json_object_get(q.json, "data")), 0);
+    h_resp_free(&q);
+    /* both decisions are in the PCI scope log */
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM audit.events WHERE action IN "
+                                        "('review.approve', 'review.reject')"),
+                     2);
+    free(ca);
+    free(cb);
+}
+END_TEST
+
+int main(void)
+{
+    h_init("it_payments");
+    Suite *s = suite_create("payments");
+    TCase *tc = h_tcase("payments", 900);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, capture_refund_void_rules);
+    tcase_add_test(tc, card_testing_from_one_ip_is_declined_by_fraud);
+    tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
+    tcase_add_test(tc, review_queue_approve_captures_and_reject_voids_and_releases);
+    suite_add_tcase(s, tc);
+    return h_run_suite(s);
+}

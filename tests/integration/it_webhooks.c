@@ -1,0 +1,234 @@
+/* Integration: events out. Deliveries are signed per API.md and verified by
+ * the receiver; a receiver failing the next 5 deliveries gets the event later
+ * with the same id; a tampered body or an old timestamp fails verification;
+ * redelivery keeps the id; a rotated secret signs with both secrets. */
+#include "tests/harness/stack.h"
+#include <sodium.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static h_stack_t *st;
+static int n;
+
+static void setup(void)
+{
+    st = h_stack_start(NULL);
+}
+
+static void teardown(void)
+{
+    h_stack_stop(st);
+}
+
+static char *paid_checkout(void)
+{
+    char *tok = h_stack_token(st, "4242424242424242");
+    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
+    char key[32];
+    snprintf(key, sizeof key, "wh-%d-%d", (int)getpid(), ++n);
+    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    char *id = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    free(body);
+    free(tok);
+    return id;
+}
+
+/* The receiver's entry for the order.confirmed of this checkout. */
+static json_t *confirmed_event(const char *chk)
+{
+    json_t *d = h_stack_deliveries(st);
+    json_t *found = NULL;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(d, "events"), i, e)
+    {
+        const char *type = json_string_value(json_object_get(e, "type"));
+        const char *id = h_json_str(e, "data.id");
+        if (type && !strcmp(type, "order.confirmed") && id && !strcmp(id, chk))
+            found = json_incref(e);
+    }
+    json_decref(d);
+    return found;
+}
+
+static json_t *wait_event(const char *chk, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 50) {
+        json_t *e = confirmed_event(chk);
+        if (e)
+            return e;
+        usleep(50 * 1000);
+    }
+    return NULL;
+}
+
+START_TEST(failing_receiver_gets_the_event_later_with_the_same_id)
+{
+    h_sandbox_faults(st->webhooks, "{\"fail_next\":5}");
+    char *chk = paid_checkout();
+    json_t *ev = wait_event(chk, 20000);
+    ck_assert_msg(ev != NULL, "order.confirmed never arrived");
+    const char *evt = json_string_value(json_object_get(ev, "id"));
+    ck_assert(!strncmp(evt, "evt_", 4));
+    ck_assert_int_eq(json_integer_value(json_object_get(ev, "deliveries")), 1);
+    json_t *d = h_stack_deliveries(st);
+    ck_assert_int_ge(json_integer_value(json_object_get(d, "injected_failures")), 5);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "bad_signatures")), 0);
+    json_decref(d);
+    /* the gateway's own record: the same event id, delivered after retries */
+    long attempts = h_sql_long(st->db, "SELECT max(attempts) FROM gateway.outbox WHERE event_id = '%s'",
+                               evt);
+    ck_assert_int_ge(attempts, 6);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.events WHERE object_id = "
+                                        "'%s' AND type = 'order.confirmed'",
+                                chk),
+                     1);
+    /* the event log lists it */
+    h_resp_t r = h_get(st->gw[0], "/v1/events?type=order.confirmed&limit=100", st->m.sk);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, evt));
+    h_resp_free(&r);
+
+    /* redelivery keeps the id: one unique event, two deliveries */
+    char path[128];
+    snprintf(path, sizeof path, "/v1/events/%s/redeliver", evt);
+    r = h_post(st->gw[0], path, st->m.sk, NULL);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_int_eq(h_json_int(r.json, "queued"), 1);
+    h_resp_free(&r);
+    json_t *again = NULL;
+    for (int i = 0; i < 200; i++) {
+        json_decref(again);
+        again = confirmed_event(chk);
+        if (json_integer_value(json_object_get(again, "deliveries")) == 2)
+            break;
+        usleep(50 * 1000);
+    }
+    ck_assert_int_eq(json_integer_value(json_object_get(again, "deliveries")), 2);
+    ck_assert_str_eq(json_string_value(json_object_get(again, "id")), evt);
+    json_decref(again);
+    json_decref(ev);
+    free(chk);
+}
+END_TEST
+
+static void sign(const char *secret, long t, const char *body, char out[65])
+{
+    char ts[24];
+    snprintf(ts, sizeof ts, "%ld", t);
+    unsigned char mac[32];
+    crypto_auth_hmacsha256_state s;
+    crypto_auth_hmacsha256_init(&s, (const unsigned char *)secret, strlen(secret));
+    crypto_auth_hmacsha256_update(&s, (const unsigned char *)ts, strlen(ts));
+    crypto_auth_hmacsha256_update(&s, (const unsigned char *)".", 1);
+    crypto_auth_hmacsha256_update(&s, (const unsigned char *)body, strlen(body));
+    crypto_auth_hmacsha256_final(&s, mac);
+    sodium_bin2hex(out, 65, mac, 32);
+}
+
+static long post_signed(const char *secret, long t, const char *signed_body, const char *sent_body)
+{
+    char mac[65], hdr[200], url[256];
+    sign(secret, t, signed_body, mac);
+    snprintf(hdr, sizeof hdr, "Portcullis-Signature: t=%ld,v1=%s", t, mac);
+    snprintf(url, sizeof url, "%s/hooks/portcullis", st->webhooks->url);
+    const char *headers[] = {hdr, NULL};
+    h_resp_t r = h_http("POST", url, NULL, sent_body, headers);
+    long status = r.status;
+    h_resp_free(&r);
+    return status;
+}
+
+START_TEST(rotated_secret_signs_with_both_and_tampering_fails)
+{
+    /* rotate: the new secret is returned once, the old one stays valid */
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/webhooks/platform", st->gw[0]->url);
+    h_resp_t r = h_http("PUT", url, st->m.sk, "{\"rotate_secret\":true}", NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    char *secret = strdup(h_json_str(r.json, "secret"));
+    h_resp_free(&r);
+    r = h_http("PUT", url, st->m.sk, "{\"enabled\":true}", NULL);
+    ck_assert_ptr_null(h_json_str(r.json, "secret")); /* shown once */
+    h_resp_free(&r);
+
+    /* the receiver still only knows the old secret: both signatures are sent */
+    char *chk = paid_checkout();
+    json_t *ev = wait_event(chk, 20000);
+    ck_assert_ptr_nonnull(ev);
+    json_decref(ev);
+
+    /* now it knows only the new one */
+    char surl[256];
+    snprintf(surl, sizeof surl, "%s/_sandbox/secrets", st->webhooks->control_url);
+    char *body = str_printf("{\"secrets\":[\"%s\"]}", secret);
+    r = h_http("POST", surl, NULL, body, NULL);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+    free(body);
+    char *chk2 = paid_checkout();
+    ev = wait_event(chk2, 20000);
+    ck_assert_ptr_nonnull(ev);
+    json_decref(ev);
+    json_t *d = h_stack_deliveries(st);
+    long bad = (long)json_integer_value(json_object_get(d, "bad_signatures"));
+    json_decref(d);
+    ck_assert_int_eq(bad, 0);
+
+    /* what the receiver refuses: a tampered body, an old timestamp */
+    const char *good = "{\"id\":\"evt_probe1\",\"type\":\"order.confirmed\",\"created\":1,"
+                       "\"data\":{\"id\":\"chk_probe\"}}";
+    const char *tampered = "{\"id\":\"evt_probe1\",\"type\":\"order.confirmed\",\"created\":1,"
+                           "\"data\":{\"id\":\"chk_other\"}}";
+    long now = (long)time(NULL);
+    ck_assert_int_eq(post_signed(secret, now, good, good), 200);
+    ck_assert_int_eq(post_signed(secret, now, good, tampered), 400);
+    ck_assert_int_eq(post_signed(secret, now - 3600, good, good), 400);
+    ck_assert_int_eq(post_signed("whsec_wrong", now, good, good), 400);
+    d = h_stack_deliveries(st);
+    ck_assert_int_eq(json_integer_value(json_object_get(d, "bad_signatures")) - bad, 3);
+    json_decref(d);
+    free(chk);
+    free(chk2);
+    free(secret);
+}
+END_TEST
+
+START_TEST(webhook_documents_are_validated)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/webhooks/new-one", st->gw[0]->url);
+    h_resp_t r = h_http("PUT", url, st->m.sk, "{\"url\":\"http://example.com/x\",\"events\":[\"*\"]}", NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
+    h_resp_free(&r);
+    r = h_http("PUT", url, st->m.sk, "{\"url\":\"https://example.com/x\",\"events\":[\"order.eaten\"]}", NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "events");
+    h_resp_free(&r);
+    r = h_http("PUT", url, st->m.sk, "{\"events\":[\"*\"]}", NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_MISSING);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
+    h_resp_free(&r);
+    /* secrets are stored sealed only */
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.webhook_endpoints "
+                                        "WHERE secret_sealed LIKE 'whsec_%%'"),
+                     0);
+}
+END_TEST
+
+int main(void)
+{
+    h_init("it_webhooks");
+    Suite *s = suite_create("webhooks");
+    TCase *tc = h_tcase("webhooks", 600);
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, failing_receiver_gets_the_event_later_with_the_same_id);
+    tcase_add_test(tc, rotated_secret_signs_with_both_and_tampering_fails);
+    tcase_add_test(tc, webhook_documents_are_validated);
+    suite_add_tcase(s, tc);
+    return h_run_suite(s);
+}
