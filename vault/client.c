@@ -33,6 +33,8 @@ typedef struct {
     vio_t *io;
     uint8_t *buf; /* guarded: requests and replies carry card data */
     bool busy;
+    int64_t last_us; /* last use: only an idle connection is probed */
+    size_t used;     /* bytes of buf written since the last wipe */
 } vconn_t;
 
 struct vault_client {
@@ -153,7 +155,8 @@ static vconn_t *conn_acquire(vault_client_t *vc, int64_t deadline_us)
 
 static void conn_release(vault_client_t *vc, vconn_t *c)
 {
-    sodium_memzero(c->buf, BUF_SIZE);
+    sodium_memzero(c->buf, c->used);
+    c->used = 0;
     pthread_mutex_lock(&vc->mu);
     c->busy = false;
     pthread_cond_signal(&vc->cv);
@@ -232,6 +235,7 @@ static bool conn_open(vault_client_t *vc, vconn_t *c, int64_t deadline_us)
         note_down(vc, err[0] ? err : "TLS handshake failed");
         return false;
     }
+    vio_set_timeout(c->io, vc->timeout_ms); /* each send and recv from now on */
     if (atomic_exchange(&vc->down_logged, false))
         log_info("vault reachable again");
     return true;
@@ -245,21 +249,20 @@ static vault_status_t map_code(uint8_t code)
 }
 
 /* Writes the request built in c->buf and reads the reply into it. */
-static vio_status_t exchange(vconn_t *c, size_t reqlen, proto_msg_t *msg, int64_t deadline_us)
+static vio_status_t exchange(vconn_t *c, size_t reqlen, proto_msg_t *msg)
 {
-    vio_status_t s = vio_write_all(c->io, c->buf, reqlen, deadline_us);
+    vio_status_t s = vio_write_all(c->io, c->buf, reqlen);
     if (s != VIO_OK)
         return s;
-    size_t len;
-    s = vio_read_all(c->io, c->buf, PROTO_HDR, deadline_us);
+    size_t have = 0, frame = 0;
+    s = vio_read_frame(c->io, c->buf, BUF_SIZE, &have, &frame, 0);
+    if (have > c->used)
+        c->used = have;
     if (s != VIO_OK)
-        return s;
-    if (!proto_frame_len(c->buf, &len))
+        return s == VIO_TOO_LARGE ? VIO_ERROR : s;
+    if (have != frame) /* vaultd never sends more than one reply */
         return VIO_ERROR;
-    s = vio_read_all(c->io, c->buf + PROTO_HDR, len, deadline_us);
-    if (s != VIO_OK)
-        return s;
-    return proto_parse(c->buf + PROTO_HDR, len, msg) ? VIO_ERROR : VIO_OK;
+    return proto_parse(c->buf + PROTO_HDR, frame - PROTO_HDR, msg) ? VIO_ERROR : VIO_OK;
 }
 
 typedef size_t (*build_fn)(uint8_t *buf, const void *arg);
@@ -276,19 +279,24 @@ static vault_status_t transact(vault_client_t *vc, build_fn build, const void *a
     if (!c)
         return VAULT_UNAVAILABLE;
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (c->io && vio_readable_now(c->io)) { /* closed by vaultd while idle */
+        /* closed by vaultd while idle (restart, idle timeout)? A busy
+         * connection is not probed: that would cost a syscall per call. */
+        if (c->io && time_mono_us() - c->last_us > 1000000 && vio_readable_now(c->io)) {
             vio_close(c->io);
             c->io = NULL;
         }
         if (!c->io && !conn_open(vc, c, deadline))
             break;
         size_t reqlen = build(c->buf, arg);
+        c->used = reqlen > c->used ? reqlen : c->used;
         if (reqlen == 0) {
+            c->used = BUF_SIZE; /* a partial request may be in the buffer */
             conn_release(vc, c);
             return VAULT_ERROR;
         }
-        vio_status_t s = exchange(c, reqlen, msg, deadline);
+        vio_status_t s = exchange(c, reqlen, msg);
         if (s == VIO_OK) {
+            c->last_us = time_mono_us();
             *out = c;
             return map_code(msg->code);
         }

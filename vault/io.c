@@ -1,6 +1,7 @@
 /* Vault connections: plain unix-socket I/O or mbedTLS, both behind one
- * small interface with deadlines, so client and server share the framing. */
+ * small interface with timeouts, so client and server share the framing. */
 #include "vault/io.h"
+#include "vault/proto.h"
 #include <errno.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
@@ -25,7 +26,7 @@ struct vio_tls_conf {
 struct vio {
     int fd;
     mbedtls_ssl_context *ssl;
-    int64_t deadline_us; /* for the TLS bio callbacks */
+    int timeout_ms; /* current SO_RCVTIMEO / SO_SNDTIMEO */
 };
 
 /* ECDHE + AEAD only: forward secrecy and no CBC padding oracles. */
@@ -120,46 +121,41 @@ void vio_tls_conf_free(vio_tls_conf_t *c)
     free(c);
 }
 
-/* Waits until fd is ready for `events` or the deadline passes. */
-static vio_status_t wait_fd(int fd, short events, int64_t deadline_us)
-{
-    for (;;) {
-        int64_t left = deadline_us - time_mono_us();
-        if (left <= 0)
-            return VIO_TIMEOUT;
-        struct pollfd p = {.fd = fd, .events = events};
-        int rc = poll(&p, 1, (int)((left + 999) / 1000));
-        if (rc > 0)
-            return VIO_OK;
-        if (rc == 0)
-            return VIO_TIMEOUT;
-        if (errno != EINTR)
-            return VIO_ERROR;
-    }
-}
-
 static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 {
     vio_t *v = ctx;
-    if (wait_fd(v->fd, POLLOUT, v->deadline_us) != VIO_OK)
-        return MBEDTLS_ERR_SSL_TIMEOUT;
     ssize_t n = send(v->fd, buf, len, MSG_NOSIGNAL);
-    if (n < 0)
-        return errno == EINTR ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_NET_SEND_FAILED;
-    return (int)n;
+    if (n >= 0)
+        return (int)n;
+    if (errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? MBEDTLS_ERR_SSL_TIMEOUT
+                                                   : MBEDTLS_ERR_NET_SEND_FAILED;
 }
 
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     vio_t *v = ctx;
-    if (wait_fd(v->fd, POLLIN, v->deadline_us) != VIO_OK)
-        return MBEDTLS_ERR_SSL_TIMEOUT;
     ssize_t n = recv(v->fd, buf, len, 0);
-    if (n < 0)
-        return errno == EINTR ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_NET_RECV_FAILED;
+    if (n > 0)
+        return (int)n;
     if (n == 0)
         return MBEDTLS_ERR_NET_CONN_RESET;
-    return (int)n;
+    if (errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return MBEDTLS_ERR_SSL_TIMEOUT;
+    return errno == ECONNRESET ? MBEDTLS_ERR_NET_CONN_RESET : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+void vio_set_timeout(vio_t *v, int ms)
+{
+    if (ms <= 0 || ms == v->timeout_ms)
+        return;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    setsockopt(v->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(v->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    v->timeout_ms = ms;
 }
 
 vio_t *vio_open(int fd, vio_tls_conf_t *tls, const char *hostname, int timeout_ms, char *err,
@@ -171,6 +167,7 @@ vio_t *vio_open(int fd, vio_tls_conf_t *tls, const char *hostname, int timeout_m
         return NULL;
     }
     v->fd = fd;
+    vio_set_timeout(v, timeout_ms);
     if (!tls)
         return v;
     v->ssl = calloc(1, sizeof *v->ssl);
@@ -188,7 +185,6 @@ vio_t *vio_open(int fd, vio_tls_conf_t *tls, const char *hostname, int timeout_m
         return NULL;
     }
     mbedtls_ssl_set_bio(v->ssl, v, bio_send, bio_recv, NULL);
-    v->deadline_us = time_mono_us() + (int64_t)timeout_ms * 1000;
     while ((rc = mbedtls_ssl_handshake(v->ssl)) != 0) {
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
             continue;
@@ -212,7 +208,7 @@ void vio_close(vio_t *v)
     if (!v)
         return;
     if (v->ssl) {
-        v->deadline_us = time_mono_us() + 100 * 1000;
+        vio_set_timeout(v, 100);
         (void)mbedtls_ssl_close_notify(v->ssl);
         mbedtls_ssl_free(v->ssl); /* wipes its record buffers */
         free(v->ssl);
@@ -250,10 +246,9 @@ void vio_peer_name(const vio_t *v, char *out, size_t cap)
         }
 }
 
-vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len, int64_t deadline_us)
+vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
-    v->deadline_us = deadline_us;
     while (len > 0) {
         ssize_t n;
         if (v->ssl) {
@@ -266,14 +261,11 @@ vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len, int64_t deadli
                 return VIO_ERROR;
             n = rc;
         } else {
-            vio_status_t w = wait_fd(v->fd, POLLOUT, deadline_us);
-            if (w != VIO_OK)
-                return w;
             n = send(v->fd, p, len, MSG_NOSIGNAL);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0)
-                return VIO_ERROR;
+                return errno == EAGAIN || errno == EWOULDBLOCK ? VIO_TIMEOUT : VIO_ERROR;
         }
         p += n;
         len -= (size_t)n;
@@ -281,14 +273,16 @@ vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len, int64_t deadli
     return VIO_OK;
 }
 
-vio_status_t vio_read_all(vio_t *v, void *buf, size_t len, int64_t deadline_us)
+/* One blocking read of whatever is available. */
+static vio_status_t read_some(vio_t *v, uint8_t *buf, size_t cap, size_t *got)
 {
-    uint8_t *p = buf;
-    v->deadline_us = deadline_us;
-    while (len > 0) {
-        ssize_t n;
+    for (;;) {
         if (v->ssl) {
-            int rc = mbedtls_ssl_read(v->ssl, p, len);
+            int rc = mbedtls_ssl_read(v->ssl, buf, cap);
+            if (rc > 0) {
+                *got = (size_t)rc;
+                return VIO_OK;
+            }
             if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
                 continue;
             if (rc == MBEDTLS_ERR_SSL_TIMEOUT)
@@ -296,25 +290,51 @@ vio_status_t vio_read_all(vio_t *v, void *buf, size_t len, int64_t deadline_us)
             if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
                 rc == MBEDTLS_ERR_NET_CONN_RESET)
                 return VIO_EOF;
-            if (rc < 0)
-                return VIO_ERROR;
-            n = rc;
-        } else {
-            vio_status_t w = wait_fd(v->fd, POLLIN, deadline_us);
-            if (w != VIO_OK)
-                return w;
-            n = recv(v->fd, p, len, 0);
-            if (n < 0 && (errno == EINTR || errno == EAGAIN))
-                continue;
-            if (n < 0)
-                return errno == ECONNRESET ? VIO_EOF : VIO_ERROR;
-            if (n == 0)
-                return VIO_EOF;
+            return VIO_ERROR;
         }
-        p += n;
-        len -= (size_t)n;
+        ssize_t n = recv(v->fd, buf, cap, 0);
+        if (n > 0) {
+            *got = (size_t)n;
+            return VIO_OK;
+        }
+        if (n == 0)
+            return VIO_EOF;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return VIO_TIMEOUT;
+        return errno == ECONNRESET ? VIO_EOF : VIO_ERROR;
     }
-    return VIO_OK;
+}
+
+vio_status_t vio_read_frame(vio_t *v, uint8_t *buf, size_t cap, size_t *have, size_t *frame,
+                            int rest_timeout_ms)
+{
+    int idle_ms = v->timeout_ms;
+    size_t need = PROTO_HDR, len;
+    vio_status_t s = VIO_OK;
+    for (;;) {
+        if (need == PROTO_HDR && *have >= PROTO_HDR) {
+            if (!proto_frame_len(buf, &len)) {
+                s = VIO_TOO_LARGE;
+                break;
+            }
+            need = PROTO_HDR + len;
+        }
+        if (*have >= need)
+            break;
+        if (*have > 0)
+            vio_set_timeout(v, rest_timeout_ms); /* the frame has begun */
+        size_t got = 0;
+        s = read_some(v, buf + *have, cap - *have, &got);
+        if (s != VIO_OK)
+            break;
+        *have += got;
+    }
+    vio_set_timeout(v, idle_ms);
+    if (s == VIO_OK)
+        *frame = need;
+    return s;
 }
 
 bool vio_readable_now(vio_t *v)

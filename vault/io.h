@@ -31,12 +31,22 @@ bool vio_is_tls(const vio_t *v);
 /* The peer certificate's subject CN (TLS only), "" otherwise. */
 void vio_peer_name(const vio_t *v, char *out, size_t cap);
 
-typedef enum { VIO_OK = 0, VIO_EOF, VIO_TIMEOUT, VIO_ERROR } vio_status_t;
+typedef enum { VIO_OK = 0, VIO_EOF, VIO_TIMEOUT, VIO_ERROR, VIO_TOO_LARGE } vio_status_t;
 
-vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len, int64_t deadline_us) PC_WUR;
-vio_status_t vio_read_all(vio_t *v, void *buf, size_t len, int64_t deadline_us) PC_WUR;
+/* Blocking I/O with per-call timeouts (SO_RCVTIMEO and SO_SNDTIMEO) rather
+ * than a poll before every call: a request and its reply cost one send and
+ * one recv on each side. vio_open sets the timeout to its timeout_ms. */
+void vio_set_timeout(vio_t *v, int ms);
+vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len) PC_WUR;
+/* Reads until buf (cap bytes, at least a maximal frame) holds one whole
+ * frame: *have is how many bytes buf already holds (input that arrived
+ * with the previous frame), *frame the whole frame's size once VIO_OK.
+ * Once a frame has begun, the rest must come within rest_timeout_ms (0 =
+ * the current timeout). VIO_TOO_LARGE: the length prefix is invalid. */
+vio_status_t vio_read_frame(vio_t *v, uint8_t *buf, size_t cap, size_t *have, size_t *frame,
+                            int rest_timeout_ms) PC_WUR;
 /* True when a read would not block: data, EOF or an error is waiting (used
- * to spot pooled connections that the server closed). */
+ * to spot idle pooled connections that the server closed). */
 bool vio_readable_now(vio_t *v);
 
 #endif

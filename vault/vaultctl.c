@@ -116,9 +116,14 @@ static int run(vault_client_t *vc, int nw, char **w, int batch)
         if (s == VAULT_DENIED && remaining > 0)
             return die("retire: %ld record(s) still sealed under older versions; run rewrap",
                        remaining);
-        if (s == VAULT_OK)
-            printf("{\"retired_below\":%d}\n", v);
-        return report(s, "retire");
+        if (s != VAULT_OK)
+            return report(s, "retire");
+        json_t *j = NULL;
+        if (vault_status(vc, &j) == VAULT_OK) /* the version now in force */
+            printf("{\"min_decrypt_version\":%d}\n",
+                   (int)json_integer_value(json_object_get(j, "min_decrypt_version")));
+        json_decref(j);
+        return 0;
     }
     return die("unknown command (see --help)");
 }

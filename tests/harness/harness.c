@@ -840,4 +840,3 @@ int h_vaultctl(const h_vault_t *v, char **out, const char *const args[])
 }
 
 #endif
-

@@ -4,6 +4,7 @@
  * serving), the KEK file rules and the process hardening. */
 #include "tests/harness/harness.h"
 #include "vault/vault.h"
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,7 +34,8 @@ static void setup(void)
 static void teardown(void)
 {
     vault_client_free(vc);
-    ck_assert_int_eq(h_vault_stop(vlt, SIGTERM), 0);
+    if (vlt)
+        ck_assert_int_eq(h_vault_stop(vlt, SIGTERM), 0);
     h_db_drop(db);
     free(db);
 }
@@ -297,6 +299,65 @@ START_TEST(malformed_and_oversized_frames_are_answered_and_vaultd_keeps_serving)
 }
 END_TEST
 
+typedef struct {
+    vault_client_t *vc;
+    char tokens[25][64];
+    int ok;
+} burst_t;
+
+/* A merchant id with every character an array literal must escape. */
+static const char *odd_merchant = "mer_\"q\\b,{x} y";
+
+static void *burst(void *arg)
+{
+    burst_t *b = arg;
+    for (int i = 0; i < 25; i++) {
+        vault_card_meta_t m;
+        if (vault_tokenize(b->vc, odd_merchant, "4242424242424242", 12, 2030, NULL, NULL, &m) ==
+            VAULT_OK) {
+            snprintf(b->tokens[b->ok++], 64, "%s", m.token);
+        }
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_tokenizations_are_committed_together_and_all_kept)
+{
+    vault_client_config_t c = {.socket_path = vlt->socket, .pool_size = 16, .timeout_ms = 30000};
+    vault_client_t *many = vault_client_new(&c);
+    static burst_t b[16];
+    pthread_t t[16];
+    for (int i = 0; i < 16; i++) {
+        b[i] = (burst_t){.vc = many};
+        pthread_create(&t[i], NULL, burst, &b[i]);
+    }
+    for (int i = 0; i < 16; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 16; i++) {
+        ck_assert_int_eq(b[i].ok, 25);
+        for (int k = 0; k < 25; k += 8) {
+            vault_card_t *card = NULL;
+            ck_assert_int_eq(vault_detokenize(many, odd_merchant, b[i].tokens[k], "lookup", &card),
+                             VAULT_OK);
+            ck_assert_str_eq(card->pan, "4242424242424242");
+            vault_card_free(card);
+        }
+    }
+    vault_client_free(many);
+    ck_assert_int_eq(h_sql_long(db, "SELECT count(*) FROM vault.cards WHERE merchant_id = "
+                                    "E'mer_\"q\\\\b,{x} y'"),
+                     400);
+    /* more rows than batches: concurrent inserts shared a commit */
+    char *out = NULL;
+    ck_assert_int_eq(h_vaultctl(vlt, &out, (const char *const[]){"status", NULL}), 0);
+    json_t *st = json_loads(out, 0, NULL);
+    ck_assert_int_eq(h_json_int(st, "inserted_rows"), 400);
+    ck_assert_int_lt(h_json_int(st, "insert_batches"), 400);
+    json_decref(st);
+    free(out);
+}
+END_TEST
+
 START_TEST(client_reconnects_after_a_vaultd_restart)
 {
     vault_card_meta_t m;
@@ -313,37 +374,45 @@ START_TEST(client_reconnects_after_a_vaultd_restart)
 }
 END_TEST
 
-START_TEST(kek_file_must_be_private_and_right)
+static bool log_has(const char *tag, const char *ext, const char *what)
 {
-    /* a second vaultd on the same database with a group-readable KEK */
+    char path[1300];
+    snprintf(path, sizeof path, "%s/%s.%s", h_workdir(), tag, ext);
+    char *text = file_read_all(path, 1 << 20, NULL);
+    bool found = text && strstr(text, what);
+    free(text);
+    return found;
+}
+
+START_TEST(one_vaultd_per_vault_and_its_kek_file_must_be_private_and_right)
+{
+    /* a second vaultd on a vault that is being served: refused */
     h_vault_t *v2 = NULL;
-    char path[1200];
+    ck_assert_int_ne(h_vault_try_start(db, "second", NULL, &v2), 0);
+    ck_assert(log_has("second", "log", "another vaultd already serves this vault database"));
+    ck_assert_int_eq(vault_ping(vc), VAULT_OK);
+    ck_assert_int_eq(h_vault_stop(vlt, SIGTERM), 0);
+    vlt = NULL;
+
+    char path[1200], extra[1400];
     snprintf(path, sizeof path, "%s/grp.kek", h_workdir());
     h_secret_file(path);
     chmod(path, 0640);
-    char extra[1400];
     snprintf(extra, sizeof extra, "{\"kek_file\":\"%s\"}", path);
     ck_assert_int_ne(h_vault_try_start(db, "grp", extra, &v2), 0);
     ck_assert_ptr_null(v2);
-    char log[1300];
-    snprintf(log, sizeof log, "%s/grp.out", h_workdir());
-    char *out = file_read_all(log, 1 << 20, NULL);
-    ck_assert_ptr_nonnull(strstr(out, "readable by group or others"));
-    free(out);
-    /* private but not this vault's KEK: refuses to start */
+    ck_assert(log_has("grp", "out", "readable by group or others"));
+    /* private but not this vault's KEK */
     chmod(path, 0600);
     ck_assert_int_ne(h_vault_try_start(db, "grp", extra, &v2), 0);
-    snprintf(log, sizeof log, "%s/grp.log", h_workdir());
-    out = file_read_all(log, 1 << 20, NULL);
-    ck_assert_ptr_nonnull(strstr(out, "does not unwrap"));
-    free(out);
+    ck_assert(log_has("grp", "log", "does not unwrap"));
     /* not 64 hex characters */
     ck_assert_int_eq(file_write_atomic(path, "short", 5, 0600), 0);
     ck_assert_int_ne(h_vault_try_start(db, "grp", extra, &v2), 0);
-    /* the vault's own KEK: a second instance starts on the same vault */
-    snprintf(extra, sizeof extra, "{\"kek_file\":\"%s\"}", vlt->kek);
-    ck_assert_int_eq(h_vault_try_start(db, "grp", extra, &v2), 0);
-    ck_assert_int_eq(h_vault_stop(v2, SIGTERM), 0);
+    ck_assert(log_has("grp", "log", "64 hex characters"));
+    /* the vault's own KEK: serves again, the old records open */
+    vlt = h_vault_start(db, "vaultd", NULL);
+    ck_assert_int_eq(vault_ping(vc), VAULT_OK);
 }
 END_TEST
 
@@ -356,6 +425,8 @@ static char *proc_file(int pid, const char *name)
 
 START_TEST(vaultd_runs_unprivileged_without_network_or_core_dumps)
 {
+    ck_assert_int_eq(h_vault_stop(vlt, SIGTERM), 0); /* one vaultd per vault */
+    vlt = NULL;
     h_vault_t *v2 = h_vault_start(db, "nobody", "{\"run\":{\"user\":\"nobody\"}}");
     int pid = v2->proc->pid;
     char *status = proc_file(pid, "status");
@@ -407,8 +478,9 @@ int main(void)
     tcase_add_test(tc, every_detokenize_is_audited_before_the_pan_leaves);
     tcase_add_test(tc, tampered_record_in_the_database_does_not_open);
     tcase_add_test(tc, malformed_and_oversized_frames_are_answered_and_vaultd_keeps_serving);
+    tcase_add_test(tc, concurrent_tokenizations_are_committed_together_and_all_kept);
     tcase_add_test(tc, client_reconnects_after_a_vaultd_restart);
-    tcase_add_test(tc, kek_file_must_be_private_and_right);
+    tcase_add_test(tc, one_vaultd_per_vault_and_its_kek_file_must_be_private_and_right);
     tcase_add_test(tc, vaultd_runs_unprivileged_without_network_or_core_dumps);
     suite_add_tcase(s, tc);
     return h_run_suite(s);

@@ -242,28 +242,15 @@ db_status_t kr_card_store(db_pool_t *pool, const kr_card_row_t *row, const seal_
                           uint8_t *scratch)
 {
     uint8_t nonce[SEAL_NONCE], ct[SEAL_CT];
-    db_conn_t *c = db_pool_acquire(pool);
-    if (!c)
-        return DB_UNAVAILABLE;
     pthread_rwlock_rdlock(&kr.lock);
     int v = kr.current;
     db_status_t s = DB_ERROR;
     if (seal_card(kr.k->data[v], row->token, row->merchant, (uint32_t)v, card, scratch, nonce,
                   ct)) {
-        /* One autocommit statement: a single round trip and commit. If the
-         * connection dies, the retry's unique violation means the first
-         * attempt did commit. */
-        s = vdb_card_insert(c, row, v, nonce, ct);
-        if (s == DB_CONN_LOST) {
-            db_pool_release(c);
-            c = db_pool_acquire(pool);
-            s = c ? vdb_card_insert(c, row, v, nonce, ct) : DB_UNAVAILABLE;
-            if (s == DB_CONFLICT)
-                s = DB_OK;
-        }
+        vd_card_insert_t item = {.row = row, .version = v, .nonce = nonce, .ct = ct};
+        s = vd_batch_insert(pool, &item);
     }
     pthread_rwlock_unlock(&kr.lock);
-    db_pool_release(c);
     return s;
 }
 

@@ -52,14 +52,49 @@ static uint8_t *kek_decode(const secret_t *s, char *err, size_t errlen)
     return kek;
 }
 
+/* After a lost database connection the instance lock must be taken again;
+ * if another vaultd took it meanwhile, this one stops. */
+static void check_instance_lock(void)
+{
+    if (vdb_instance_lock_alive())
+        return;
+    const char *pw = vd_cfg.db_password ? secret_str(vd_cfg.db_password) : NULL;
+    vdb_lock_t l = vdb_instance_lock(vd_cfg.db_conninfo, pw);
+    if (l == VDB_LOCK_TAKEN) {
+        log_error("another vaultd took this vault's instance lock; stopping");
+        kill(getpid(), SIGTERM);
+    }
+}
+
 static void *sweeper_main(void *arg)
 {
     (void)arg;
-    while (!atomic_load(&sweeper_stop)) {
-        usleep(250 * 1000);
-        cvc_sweep();
+    /* CVCs once a second (lookups check expiry themselves; this only
+     * wipes), the instance lock every 5 s, waking often enough not to hold
+     * up a shutdown */
+    for (int tick = 1; !atomic_load(&sweeper_stop); tick++) {
+        usleep(50 * 1000);
+        if (tick % 20 == 0)
+            cvc_sweep();
+        if (tick % 100 == 0)
+            check_instance_lock();
     }
     return NULL;
+}
+
+/* A restarting predecessor may hold the lock for a moment: wait up to 5 s. */
+static const char *take_instance_lock(void)
+{
+    const char *pw = vd_cfg.db_password ? secret_str(vd_cfg.db_password) : NULL;
+    vdb_lock_t l = VDB_LOCK_ERROR;
+    for (int i = 0; i < 50; i++) {
+        l = vdb_instance_lock(vd_cfg.db_conninfo, pw);
+        if (l == VDB_LOCK_HELD)
+            return NULL;
+        usleep(100 * 1000);
+    }
+    return l == VDB_LOCK_TAKEN ? "another vaultd already serves this vault database"
+                               : "cannot connect to the database";
 }
 
 static const char *isolate_early(bool *netns)
@@ -105,6 +140,9 @@ static int start(uint8_t *kek, pthread_t *sweeper)
         .password = vd_cfg.db_password ? secret_str(vd_cfg.db_password) : NULL,
         .application_name = "vaultd",
     };
+    const char *lock_err = take_instance_lock();
+    if (lock_err)
+        return fatal("instance lock", lock_err);
     vd_db = db_pool_create(&pc);
     if (!vd_db || !kr_init(vd_db, kek, err, sizeof err))
         return fatal("key ring", err[0] ? err : "cannot create the database pool");
@@ -201,6 +239,7 @@ int main(int argc, char **argv)
         kr_free();
         cvc_free();
     }
+    vdb_instance_unlock();
     log_info("vaultd stopped");
     cfg_free(vd_cfg_items, vd_cfg_nitems);
     return 0;

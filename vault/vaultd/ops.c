@@ -299,6 +299,7 @@ static uint8_t op_unseal(vd_conn_t *c, const proto_msg_t *m, proto_writer_t *w, 
         return VAULT_DENIED;
     }
     proto_put(w, T_DATA, c->scratch->secret, n);
+    sodium_memzero(c->scratch->secret, n);
     return VAULT_OK;
 }
 
@@ -369,10 +370,12 @@ static uint8_t op_status(vd_conn_t *c, const proto_msg_t *m, proto_writer_t *w, 
     if (!counts)
         return VAULT_UNAVAILABLE;
     json_t *st =
-        json_pack("{s:i, s:i, s:o, s:i, s:i, s:I}", "current_version", kr_current(),
+        json_pack("{s:i, s:i, s:o, s:i, s:i, s:I, s:I, s:I}", "current_version", kr_current(),
                   "min_decrypt_version", kr_min(), "records_by_version", counts, "cvc_held",
                   (int)cvc_count(), "connections", atomic_load(&vd_connections), "uptime_seconds",
-                  (json_int_t)((time_mono_us() - vd_started_us) / 1000000));
+                  (json_int_t)((time_mono_us() - vd_started_us) / 1000000), "insert_batches",
+                  (json_int_t)atomic_load(&vd_batches), "inserted_rows",
+                  (json_int_t)atomic_load(&vd_batched_rows));
     char *text = json_dumps_compact(st);
     json_decref(st);
     if (!text)

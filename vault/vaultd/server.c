@@ -104,26 +104,26 @@ static void identify(vd_conn_t *c, const accepted_t *a)
 
 static bool send_reply(vd_conn_t *c, size_t n)
 {
-    return n > 0 && vio_write_all(c->io, c->tx, n, time_mono_us() + FRAME_TIMEOUT * 1000) == VIO_OK;
+    return n > 0 && vio_write_all(c->io, c->tx, n) == VIO_OK;
 }
 
 /* Reads, answers and wipes frames until the peer leaves or must be dropped. */
 static void serve(vd_conn_t *c, bool connect_only)
 {
-    int64_t idle_us = vd_cfg.idle_timeout_s * 1000000;
+    /* a refused peer gets no idle allowance: it cannot hold a thread */
+    vio_set_timeout(c->io, connect_only ? FRAME_TIMEOUT : (int)vd_cfg.idle_timeout_s * 1000);
+    size_t have = 0;
     for (;;) {
-        size_t len = 0;
-        if (vio_read_all(c->io, c->rx, PROTO_HDR, time_mono_us() + idle_us) != VIO_OK)
-            return;
-        if (!proto_frame_len(c->rx, &len)) {
+        size_t frame = 0;
+        vio_status_t s = vio_read_frame(c->io, c->rx, BUF_SIZE, &have, &frame, FRAME_TIMEOUT);
+        if (s == VIO_TOO_LARGE) {
             PC_IGNORE(send_reply(c, vd_reply_code(c->tx, PST_TOO_LARGE, "frame length invalid")));
             return;
         }
-        if (vio_read_all(c->io, c->rx + PROTO_HDR, len, time_mono_us() + FRAME_TIMEOUT * 1000) !=
-            VIO_OK)
+        if (s != VIO_OK)
             return;
         proto_msg_t m;
-        const char *bad = proto_parse(c->rx + PROTO_HDR, len, &m);
+        const char *bad = proto_parse(c->rx + PROTO_HDR, frame - PROTO_HDR, &m);
         size_t n;
         if (connect_only)
             n = vd_reply_code(c->tx, VAULT_DENIED, "peer not allowed");
@@ -132,9 +132,12 @@ static void serve(vd_conn_t *c, bool connect_only)
         else
             n = vd_handle(c, &m);
         bool sent = send_reply(c, n);
-        sodium_memzero(c->rx, PROTO_HDR + len);
+        /* a frame that arrived behind this one moves to the front */
+        memmove(c->rx, c->rx + frame, have - frame);
+        sodium_memzero(c->rx + (have - frame), frame);
+        have -= frame;
         sodium_memzero(c->tx, n);
-        sodium_memzero(c->scratch, sizeof *c->scratch);
+        sodium_memzero(c->scratch, VD_SCRATCH_WIPE);
         if (!sent || connect_only)
             return;
     }

@@ -11,6 +11,7 @@
 #include "vault/seal.h"
 #include "vault/vault.h"
 #include <stdatomic.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 /* ------------------------------------------------------------ config */
@@ -110,7 +111,28 @@ typedef struct {
     uint8_t fingerprint[SEAL_FP];
 } vdb_card_t;
 
+/* One tokenization waiting to be inserted (see batch.c). */
+typedef struct vd_card_insert {
+    const kr_card_row_t *row;
+    int version;
+    const uint8_t *nonce, *ct; /* SEAL_NONCE, SEAL_CT bytes */
+    db_status_t result;
+    bool done;
+    void *cv; /* the waiting caller's pthread_cond_t */
+    struct vd_card_insert *next;
+} vd_card_insert_t;
+
+/* Batches committed and the rows they held (status: average batch size). */
+extern atomic_uint_fast64_t vd_batches, vd_batched_rows;
+
+/* Inserts the card and returns once it is committed: concurrent callers
+ * are committed together, in one statement and one transaction. */
+db_status_t vd_batch_insert(db_pool_t *pool, vd_card_insert_t *item) PC_WUR;
+
 void vdb_card_clear(vdb_card_t *c);
+/* All rows in one INSERT ... SELECT FROM unnest(arrays); DB_OK only when
+ * every row went in. */
+db_status_t vdb_cards_insert_many(db_conn_t *c, vd_card_insert_t *const *items, int n) PC_WUR;
 db_status_t vdb_card_insert(db_conn_t *c, const kr_card_row_t *row, int version,
                             const uint8_t nonce[SEAL_NONCE], const uint8_t ct[SEAL_CT]) PC_WUR;
 db_status_t vdb_card_get(db_conn_t *c, const char *token, const char *merchant,
@@ -127,6 +149,14 @@ typedef struct {
     uint8_t *wrapped[1024];
     size_t wrapped_len[1024];
 } vdb_keyring_t;
+
+/* One vaultd per vault database: a session advisory lock held on a
+ * connection of its own. Two instances would each seal under the key
+ * version they know, and a retire in one could strand records of the other. */
+typedef enum { VDB_LOCK_HELD = 0, VDB_LOCK_TAKEN, VDB_LOCK_ERROR } vdb_lock_t;
+vdb_lock_t vdb_instance_lock(const char *conninfo, const char *password) PC_WUR;
+bool vdb_instance_lock_alive(void);
+void vdb_instance_unlock(void);
 
 void vdb_keyring_clear(vdb_keyring_t *k);
 /* DB_NOT_FOUND on an empty vault. */
@@ -153,13 +183,15 @@ db_status_t vdb_rewrap_update(db_conn_t *c, const char *token, int from, int to,
 
 /* ------------------------------------------------------------ requests */
 typedef struct {
-    /* guarded per-connection scratch: everything that holds card data */
+    /* guarded per-connection scratch: everything that holds card data,
+     * wiped after every request up to `secret` (op_unseal wipes that) */
     char raw[64];
     char cvc[9];
     seal_card_t card;
     uint8_t record[SEAL_RECORD];
     uint8_t secret[VAULT_SECRET_MAX];
 } vd_scratch_t;
+#define VD_SCRATCH_WIPE offsetof(vd_scratch_t, secret)
 
 typedef struct {
     vio_t *io;

@@ -38,6 +38,116 @@ db_status_t vdb_card_insert(db_conn_t *c, const kr_card_row_t *row, int version,
     return s;
 }
 
+DB_STMT(cards_insert_many,
+        "INSERT INTO vault.cards (token, merchant_id, key_version, nonce, sealed, fingerprint, "
+        "brand, bin, last4, exp_month, exp_year) SELECT * FROM unnest($1::text[], $2::text[], "
+        "$3::int[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[], $8::text[], $9::text[], "
+        "$10::smallint[], $11::smallint[])");
+
+/* Array literals in PostgreSQL's text format, grown as needed. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} arr_t;
+
+static void arr_put(arr_t *a, const char *s, size_t n)
+{
+    if (a->oom)
+        return;
+    if (a->len + n + 2 > a->cap) {
+        size_t nc = a->cap ? a->cap * 2 : 256;
+        while (nc < a->len + n + 2)
+            nc *= 2;
+        char *np = realloc(a->p, nc);
+        if (!np) {
+            a->oom = true;
+            return;
+        }
+        a->p = np;
+        a->cap = nc;
+    }
+    memcpy(a->p + a->len, s, n);
+    a->len += n;
+    a->p[a->len] = '\0';
+}
+
+static void arr_sep(arr_t *a)
+{
+    arr_put(a, a->len == 0 ? "{" : ",", 1);
+}
+
+/* A quoted element: backslash and double quote escaped. */
+static void arr_text(arr_t *a, const char *s)
+{
+    arr_sep(a);
+    arr_put(a, "\"", 1);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            arr_put(a, "\\", 1);
+        arr_put(a, s, 1);
+    }
+    arr_put(a, "\"", 1);
+}
+
+static void arr_int(arr_t *a, int v)
+{
+    char b[16];
+    arr_sep(a);
+    arr_put(a, b, (size_t)snprintf(b, sizeof b, "%d", v));
+}
+
+/* bytea in hex input form inside a quoted element: "\\x0a0b..." */
+static void arr_bytes(arr_t *a, const uint8_t *d, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    arr_sep(a);
+    arr_put(a, "\"\\\\x", 4);
+    for (size_t i = 0; i < n; i++) {
+        char h[2] = {hex[d[i] >> 4], hex[d[i] & 15]};
+        arr_put(a, h, 2);
+    }
+    arr_put(a, "\"", 1);
+}
+
+db_status_t vdb_cards_insert_many(db_conn_t *c, vd_card_insert_t *const *items, int n)
+{
+    arr_t a[11] = {{0}};
+    for (int i = 0; i < n; i++) {
+        const kr_card_row_t *r = items[i]->row;
+        arr_text(&a[0], r->token);
+        arr_text(&a[1], r->merchant);
+        arr_int(&a[2], items[i]->version);
+        arr_bytes(&a[3], items[i]->nonce, SEAL_NONCE);
+        arr_bytes(&a[4], items[i]->ct, SEAL_CT);
+        arr_bytes(&a[5], r->fingerprint, SEAL_FP);
+        arr_text(&a[6], r->brand);
+        arr_text(&a[7], r->bin);
+        arr_text(&a[8], r->last4);
+        arr_int(&a[9], r->exp_month);
+        arr_int(&a[10], r->exp_year);
+    }
+    db_params_t p;
+    db_params_init(&p);
+    bool oom = false;
+    for (int k = 0; k < 11; k++) {
+        arr_put(&a[k], "}", 1);
+        oom = oom || a[k].oom;
+        db_param_text(&p, a[k].p);
+    }
+    db_status_t s = DB_ERROR;
+    if (!oom && n > 0) {
+        PGresult *r;
+        s = db_exec(c, &cards_insert_many, &p, &r);
+        if (s == DB_OK && atoi(PQcmdTuples(r)) != n)
+            s = DB_ERROR;
+        PQclear(r);
+    }
+    for (int k = 0; k < 11; k++)
+        free(a[k].p);
+    return s;
+}
+
 DB_STMT(card_get, "SELECT key_version, nonce, sealed, brand, bin, last4, exp_month, exp_year, "
                   "fingerprint FROM vault.cards WHERE token = $1 AND merchant_id = $2");
 
@@ -298,4 +408,52 @@ db_status_t vdb_rewrap_update(db_conn_t *c, const char *token, int from, int to,
         s = DB_CONFLICT;
     PQclear(r);
     return s;
+}
+
+/* ------------------------------------------------------------ instance lock */
+
+#define INSTANCE_LOCK "7263514839201" /* any constant; advisory locks are per database */
+static PGconn *lock_pg;
+
+static bool simple_true(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    bool t =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    return t;
+}
+
+vdb_lock_t vdb_instance_lock(const char *conninfo, const char *password)
+{
+    if (lock_pg)
+        PQfinish(lock_pg);
+    const char *keys[] = {"dbname", "application_name", "password", NULL};
+    const char *vals[] = {conninfo, "vaultd-instance-lock", password, NULL};
+    if (!password)
+        keys[2] = NULL;
+    lock_pg = PQconnectdbParams(keys, vals, 1);
+    if (PQstatus(lock_pg) != CONNECTION_OK) {
+        PQfinish(lock_pg);
+        lock_pg = NULL;
+        return VDB_LOCK_ERROR;
+    }
+    return simple_true(lock_pg, "SELECT pg_try_advisory_lock(" INSTANCE_LOCK ")") ? VDB_LOCK_HELD
+                                                                                  : VDB_LOCK_TAKEN;
+}
+
+bool vdb_instance_lock_alive(void)
+{
+    return lock_pg && PQstatus(lock_pg) == CONNECTION_OK &&
+           simple_true(lock_pg, "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                "AND pid = pg_backend_pid() AND granted");
+}
+
+void vdb_instance_unlock(void)
+{
+    if (!lock_pg)
+        return;
+    PQclear(PQexec(lock_pg, "SELECT pg_advisory_unlock(" INSTANCE_LOCK ")"));
+    PQfinish(lock_pg);
+    lock_pg = NULL;
 }
