@@ -24,15 +24,15 @@ static const prv_cred_field_t adyen_creds[] = {
 
 /* refusalReasonCode -> outcome (resultCode Refused or Error). */
 static const prv_code_t adyen_refusals[] = {
-    {"2", PRV_DECLINED, false, "card_declined"},        /* Refused */
-    {"3", PRV_DECLINED, false, "card_declined"},        /* Referral */
-    {"4", PRV_UNAVAILABLE, false, "processing_error"},  /* Acquirer Error */
-    {"5", PRV_DECLINED, true, "card_declined"},         /* Blocked Card */
-    {"6", PRV_DECLINED, true, "expired_card"},          /* Expired Card */
-    {"7", PRV_DECLINED, true, "invalid_amount"},        /* Invalid Amount */
-    {"8", PRV_DECLINED, true, "invalid_number"},        /* Invalid Card Number */
-    {"9", PRV_UNAVAILABLE, false, "processing_error"},  /* Issuer Unavailable */
-    {"10", PRV_DECLINED, true, "card_declined"},        /* Not supported */
+    {"2", PRV_DECLINED, false, "card_declined"},       /* Refused */
+    {"3", PRV_DECLINED, false, "card_declined"},       /* Referral */
+    {"4", PRV_UNAVAILABLE, false, "processing_error"}, /* Acquirer Error */
+    {"5", PRV_DECLINED, true, "card_declined"},        /* Blocked Card */
+    {"6", PRV_DECLINED, true, "expired_card"},         /* Expired Card */
+    {"7", PRV_DECLINED, true, "invalid_amount"},       /* Invalid Amount */
+    {"8", PRV_DECLINED, true, "invalid_number"},       /* Invalid Card Number */
+    {"9", PRV_UNAVAILABLE, false, "processing_error"}, /* Issuer Unavailable */
+    {"10", PRV_DECLINED, true, "card_declined"},       /* Not supported */
     {"11", PRV_DECLINED, false, "authentication_required"},
     {"12", PRV_DECLINED, false, "insufficient_funds"},  /* Not enough balance */
     {"14", PRV_DECLINED, true, "card_declined"},        /* Acquirer Fraud */
@@ -229,8 +229,8 @@ static prv_result_t adyen_authorize(const prv_config_t *cfg, const prv_payment_t
     return r;
 }
 
-static prv_result_t adyen_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
-                                 const char *key, const char *ref, const prv_card_t *card)
+static prv_result_t adyen_lookup(const prv_config_t *cfg, const prv_payment_t *pay, const char *key,
+                                 const char *ref, const prv_card_t *card)
 {
     (void)ref;
     if (!card) {
@@ -274,8 +274,8 @@ static prv_result_t modify(const prv_config_t *cfg, const char *ref, const char 
     json_t *j = prv_json_body(&rs);
     const char *status = prv_json_s(j, "status");
     const char *psp = prv_json_s(j, "pspReference");
-    if ((rs.http_status == 200 || rs.http_status == 201) && status &&
-        !strcmp(status, "received") && prv_ref_ok(psp)) {
+    if ((rs.http_status == 200 || rs.http_status == 201) && status && !strcmp(status, "received") &&
+        prv_ref_ok(psp)) {
         prv_result_set(&r, want, false, "", status);
         prv_copy(r.provider_ref, sizeof r.provider_ref, psp);
         r.amount = amount;

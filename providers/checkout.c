@@ -63,9 +63,8 @@ static void code_result(prv_result_t *r, const char *code)
 
 /* ---------------------------------------------------------------- calls */
 
-static bool call(const prv_config_t *cfg, const char *method, const char *path,
-                 const char *key, const char *body, size_t len, httpc_response_t *rs,
-                 prv_result_t *r)
+static bool call(const prv_config_t *cfg, const char *method, const char *path, const char *key,
+                 const char *body, size_t len, httpc_response_t *rs, prv_result_t *r)
 {
     prv_buf_t auth;
     if (!prv_buf_init(&auth, 320)) {
@@ -109,8 +108,7 @@ static void payment_result(const json_t *p, bool capture, prv_result_t *r)
         !strcmp(status, "Refunded") || !strcmp(status, "Partially Refunded"))
         prv_result_set(r, PRV_CAPTURED, false, "", code ? code : status);
     else if (!strcmp(status, "Authorized"))
-        prv_result_set(r, capture ? PRV_CAPTURED : PRV_AUTHORIZED, false, "",
-                       code ? code : status);
+        prv_result_set(r, capture ? PRV_CAPTURED : PRV_AUTHORIZED, false, "", code ? code : status);
     else if (!strcmp(status, "Declined"))
         code_result(r, code);
     else if (!strcmp(status, "Voided") || !strcmp(status, "Canceled"))
@@ -128,8 +126,7 @@ static void payment_body(prv_buf_t *b, const prv_config_t *cfg, const prv_paymen
 {
     prv_buf_put(b, "{\"source\":{\"type\":\"card\",\"number\":");
     prv_buf_json_str(b, card->pan);
-    prv_buf_printf(b, ",\"expiry_month\":%d,\"expiry_year\":%d", card->exp_month,
-                   card->exp_year);
+    prv_buf_printf(b, ",\"expiry_month\":%d,\"expiry_year\":%d", card->exp_month, card->exp_year);
     if (card->has_cvc) {
         prv_buf_put(b, ",\"cvv\":");
         prv_buf_json_str(b, card->cvc);
@@ -222,9 +219,8 @@ static void declined_code(const prv_config_t *cfg, const char *id, prv_result_t 
     httpc_response_t rs;
     if (!call(cfg, "GET", path, NULL, NULL, 0, &rs, &tmp))
         return;
-    json_t *j = rs.http_status == 200 && rs.body_len
-                    ? json_loads_strict(rs.body, rs.body_len, NULL)
-                    : NULL;
+    json_t *j =
+        rs.http_status == 200 && rs.body_len ? json_loads_strict(rs.body, rs.body_len, NULL) : NULL;
     httpc_response_free(&rs);
     json_t *list = json_is_array(j) ? j : json_object_get(j, "data");
     size_t i;

@@ -17,9 +17,9 @@ struct prv_creds {
     } f[CREDS_MAX];
 };
 
-static const char *const known_brands[] = {"visa",   "mastercard", "amex",
-                                           "discover", "diners",   "jcb",
-                                           "unionpay", "maestro",  "cartes_bancaires"};
+static const char *const known_brands[] = {"visa",     "mastercard", "amex",
+                                           "discover", "diners",     "jcb",
+                                           "unionpay", "maestro",    "cartes_bancaires"};
 
 bool prv_brand_known(const char *b)
 {
@@ -52,8 +52,8 @@ bool prv_type_known(const char *type)
 static const char *check_type(const json_t *v)
 {
     return prv_type_known(json_string_value(v)) ? NULL
-                                                 : "must be a known provider type "
-                                                   "(stripe, adyen, checkout)";
+                                                : "must be a known provider type "
+                                                  "(stripe, adyen, checkout)";
 }
 
 /* https, or plain http to loopback (sandboxes); no user-info, query or
@@ -136,9 +136,9 @@ static bool creds_check(const prv_adapter_t *a, const json_t *c, jspec_error_t *
         }
         const char *s = json_string_value(v);
         size_t n = s ? strlen(s) : 0;
-        if (!s || n != json_string_length(v) || !str_is_printable(s) || n < f->min ||
-            n > f->max) {
-            fail(err, ERR_PARAMETER_INVALID, param, "must be a printable string of the right length");
+        if (!s || n != json_string_length(v) || !str_is_printable(s) || n < f->min || n > f->max) {
+            fail(err, ERR_PARAMETER_INVALID, param,
+                 "must be a printable string of the right length");
             return false;
         }
         if (!prefix_ok(s, f->prefixes)) {
@@ -188,10 +188,20 @@ bool prv_provider_doc_parse(const char *name, const json_t *doc, prv_config_t *o
     bool enabled = true;
     json_t *creds = NULL, *curr = NULL, *brands = NULL;
     const jspec_field_t spec[] = {
-        {.name = "type", .type = JSPEC_STRING, .flags = JSPEC_REQUIRED, .min = 1, .max = 31,
-         .dest = &type, .check = check_type},
-        {.name = "base_url", .type = JSPEC_STRING, .flags = JSPEC_REQUIRED | JSPEC_PRINTABLE,
-         .min = 8, .max = 511, .dest = &base, .check = check_url},
+        {.name = "type",
+         .type = JSPEC_STRING,
+         .flags = JSPEC_REQUIRED,
+         .min = 1,
+         .max = 31,
+         .dest = &type,
+         .check = check_type},
+        {.name = "base_url",
+         .type = JSPEC_STRING,
+         .flags = JSPEC_REQUIRED | JSPEC_PRINTABLE,
+         .min = 8,
+         .max = 511,
+         .dest = &base,
+         .check = check_url},
         JSPEC_OBJ("credentials", 0, NULL, &creds),
         JSPEC_I64("priority", 0, 1, 1000, &priority),
         JSPEC_I64("weight", 0, 1, 1000, &weight),

@@ -13,13 +13,20 @@
 const char *prv_outcome_str(prv_outcome_t o)
 {
     switch (o) {
-    case PRV_AUTHORIZED: return "authorized";
-    case PRV_CAPTURED: return "captured";
-    case PRV_DECLINED: return "declined";
-    case PRV_UNAVAILABLE: return "unavailable";
-    case PRV_VOIDED: return "voided";
-    case PRV_REFUNDED: return "refunded";
-    default: return "unknown";
+    case PRV_AUTHORIZED:
+        return "authorized";
+    case PRV_CAPTURED:
+        return "captured";
+    case PRV_DECLINED:
+        return "declined";
+    case PRV_UNAVAILABLE:
+        return "unavailable";
+    case PRV_VOIDED:
+        return "voided";
+    case PRV_REFUNDED:
+        return "refunded";
+    default:
+        return "unknown";
     }
 }
 
@@ -131,16 +138,16 @@ static bool healthy(const prv_result_t *r)
     return r->outcome != PRV_UNKNOWN;
 }
 
-static void finish(const prv_config_t *cfg, const char *merchant, const char *op,
-                   const char *key, int64_t t0, const prv_result_t *r)
+static void finish(const prv_config_t *cfg, const char *merchant, const char *op, const char *key,
+                   int64_t t0, const prv_result_t *r)
 {
     int64_t us = time_mono_us() - t0;
     prv_health_record(merchant, cfg->name, healthy(r), us);
-    json_t *f = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "merchant",
-                          merchant, "provider", cfg->name, "type", cfg->type, "op", op,
-                          "idempotency_key", key, "outcome", prv_outcome_str(r->outcome),
-                          "reason", r->reason, "provider_code", r->provider_code,
-                          "http_status", r->http_status, "ms", (double)us / 1000.0);
+    json_t *f =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "merchant", merchant,
+                  "provider", cfg->name, "type", cfg->type, "op", op, "idempotency_key", key,
+                  "outcome", prv_outcome_str(r->outcome), "reason", r->reason, "provider_code",
+                  r->provider_code, "http_status", r->http_status, "ms", (double)us / 1000.0);
     if (r->provider_ref[0])
         json_object_set_new(f, "provider_ref", json_string(r->provider_ref));
     log_json(r->outcome == PRV_UNKNOWN ? LOG_WARN : LOG_INFO, "provider call", f);
@@ -232,8 +239,7 @@ prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
     /* "not charged" needs the provider's word: an authoritative absence or
      * a code it gave; a lookup that merely failed (429, 401...) settles
      * nothing */
-    if (r.outcome == PRV_UNAVAILABLE && strcmp(r.reason, "not_found") != 0 &&
-        !r.provider_code[0]) {
+    if (r.outcome == PRV_UNAVAILABLE && strcmp(r.reason, "not_found") != 0 && !r.provider_code[0]) {
         r.outcome = PRV_UNKNOWN;
         prv_copy(r.reason, sizeof r.reason, "lookup_failed");
     }
@@ -287,7 +293,8 @@ static prv_result_t resolve(const prv_config_t *cfg, const prv_payment_t *pay,
 
 static prv_options_t options(const prv_options_t *opt)
 {
-    prv_options_t o = {.lookup_attempts = 4, .lookup_backoff_ms = 100, .not_found_confirmations = 2};
+    prv_options_t o = {
+        .lookup_attempts = 4, .lookup_backoff_ms = 100, .not_found_confirmations = 2};
     if (opt && opt->lookup_attempts > 0)
         o.lookup_attempts = opt->lookup_attempts;
     if (opt && opt->lookup_backoff_ms > 0)
@@ -345,8 +352,8 @@ int prv_execute(const prv_payment_t *pay, const prv_plan_t *plan, const prv_opti
             break;
         }
         out->nattempts = i + 1;
-        if (!card && (!hooks || !hooks->fetch_card || hooks->fetch_card(hooks->cls, &card) != 0 ||
-                      !card)) {
+        if (!card &&
+            (!hooks || !hooks->fetch_card || hooks->fetch_card(hooks->cls, &card) != 0 || !card)) {
             card = NULL;
             prv_result_set(&a->result, PRV_UNAVAILABLE, false, "card_unavailable", NULL);
             out->result = a->result;
@@ -361,7 +368,7 @@ int prv_execute(const prv_payment_t *pay, const prv_plan_t *plan, const prv_opti
     release_card(hooks, card);
     log_json(out->result.outcome == PRV_UNKNOWN ? LOG_WARN : LOG_INFO, "payment run",
              json_pack("{s:s, s:i, s:s, s:s}", "payment_id", pay->payment_id, "attempts",
-                       out->nattempts, "outcome", prv_outcome_str(out->result.outcome),
-                       "reason", out->result.reason));
+                       out->nattempts, "outcome", prv_outcome_str(out->result.outcome), "reason",
+                       out->result.reason));
     return rc;
 }

@@ -207,8 +207,8 @@ static void observe(entry_t *e, const prv_health_policy_t *p, bool ok, int64_t l
     e->calls++;
     e->failures += ok ? 0 : 1;
     e->success_ewma = p->ewma_alpha * (ok ? 1.0 : 0.0) + (1.0 - p->ewma_alpha) * e->success_ewma;
-    e->latency_ewma = e->has_latency ? p->ewma_alpha * ms + (1.0 - p->ewma_alpha) * e->latency_ewma
-                                     : ms;
+    e->latency_ewma =
+        e->has_latency ? p->ewma_alpha * ms + (1.0 - p->ewma_alpha) * e->latency_ewma : ms;
     e->has_latency = true;
     e->lat[e->lat_pos] = ms;
     e->lat_pos = (e->lat_pos + 1) % LAT_RING;
@@ -285,9 +285,12 @@ void prv_health_get(const char *merchant, const char *provider, prv_health_t *ou
 const char *prv_circuit_str(prv_circuit_t c)
 {
     switch (c) {
-    case PRV_CIRCUIT_OPEN: return "open";
-    case PRV_CIRCUIT_HALF_OPEN: return "half_open";
-    default: return "closed";
+    case PRV_CIRCUIT_OPEN:
+        return "open";
+    case PRV_CIRCUIT_HALF_OPEN:
+        return "half_open";
+    default:
+        return "closed";
     }
 }
 
@@ -297,8 +300,8 @@ json_t *prv_health_json(const char *merchant, const char *provider)
     prv_health_get(merchant, provider, &h);
     return json_pack("{s:s, s:f, s:f, s:f, s:I, s:I}", "circuit", prv_circuit_str(h.circuit),
                      "success_rate", h.success_rate, "latency_p50_ms", h.latency_p50_ms,
-                     "latency_ewma_ms", h.latency_ewma_ms, "calls", (json_int_t)h.calls,
-                     "failures", (json_int_t)h.failures);
+                     "latency_ewma_ms", h.latency_ewma_ms, "calls", (json_int_t)h.calls, "failures",
+                     (json_int_t)h.failures);
 }
 
 /* ------------------------------------------------------------- metrics */
@@ -342,13 +345,20 @@ static const struct {
 static double family_value(size_t f, const prv_health_t *h)
 {
     switch (f) {
-    case 0: return (double)h->circuit;
-    case 1: return h->success_rate;
-    case 2: return h->latency_ewma_ms / 1000.0;
-    case 3: return h->latency_p50_ms / 1000.0;
-    case 4: return (double)h->calls;
-    case 5: return (double)h->failures;
-    default: return (double)h->opened;
+    case 0:
+        return (double)h->circuit;
+    case 1:
+        return h->success_rate;
+    case 2:
+        return h->latency_ewma_ms / 1000.0;
+    case 3:
+        return h->latency_p50_ms / 1000.0;
+    case 4:
+        return (double)h->calls;
+    case 5:
+        return (double)h->failures;
+    default:
+        return (double)h->opened;
     }
 }
 

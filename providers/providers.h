@@ -9,8 +9,8 @@
 
 #include "util/util.h"
 
-#define PRV_NAME_MAX       64  /* a merchant's name for a provider ("stripe", "adyen-eu") */
-#define PRV_MAX_PROVIDERS  16  /* per merchant, and so per plan */
+#define PRV_NAME_MAX       64 /* a merchant's name for a provider ("stripe", "adyen-eu") */
+#define PRV_MAX_PROVIDERS  16 /* per merchant, and so per plan */
 #define PRV_MAX_CURRENCIES 32
 #define PRV_MAX_BRANDS     12
 #define PRV_MAX_RULES      64
@@ -127,13 +127,13 @@ void prv_routing_free(prv_routing_t *r);
  * ---------------------------------------------------------------------- */
 typedef struct {
     const char *merchant_id;
-    const char *payment_id; /* stable per checkout: attempt keys and the
-                             * weighted split derive from it */
-    int64_t amount;         /* minor units, > 0 */
-    const char *currency;   /* ISO 4217 upper case */
-    const char *brand;      /* "visa", "mastercard", "amex"...; may be NULL */
-    const char *country;    /* ISO 3166 alpha-2 for routing; may be NULL */
-    bool capture;           /* authorize and capture at once */
+    const char *payment_id;  /* stable per checkout: attempt keys and the
+                              * weighted split derive from it */
+    int64_t amount;          /* minor units, > 0 */
+    const char *currency;    /* ISO 4217 upper case */
+    const char *brand;       /* "visa", "mastercard", "amex"...; may be NULL */
+    const char *country;     /* ISO 3166 alpha-2 for routing; may be NULL */
+    bool capture;            /* authorize and capture at once */
     const char *description; /* may be NULL; never card data */
 } prv_payment_t;
 
@@ -243,7 +243,11 @@ prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
  * Health: a circuit breaker plus success-rate and latency EWMAs per
  * (merchant, provider name). Thread-safe; process-wide.
  * ---------------------------------------------------------------------- */
-typedef enum { PRV_CIRCUIT_CLOSED = 0, PRV_CIRCUIT_HALF_OPEN = 1, PRV_CIRCUIT_OPEN = 2 } prv_circuit_t;
+typedef enum {
+    PRV_CIRCUIT_CLOSED = 0,
+    PRV_CIRCUIT_HALF_OPEN = 1,
+    PRV_CIRCUIT_OPEN = 2
+} prv_circuit_t;
 
 const char *prv_circuit_str(prv_circuit_t c);
 
@@ -271,9 +275,9 @@ void prv_health_record(const char *merchant, const char *provider, bool ok, int6
 
 typedef struct {
     prv_circuit_t circuit;
-    double success_rate;    /* EWMA, 1.0 when never called */
+    double success_rate; /* EWMA, 1.0 when never called */
     double latency_ewma_ms;
-    double latency_p50_ms;  /* over the last 64 calls */
+    double latency_p50_ms; /* over the last 64 calls */
     uint64_t calls, failures;
     uint64_t opened; /* times the circuit opened */
 } prv_health_t;

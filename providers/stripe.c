@@ -78,8 +78,7 @@ static const prv_code_t stripe_modify_errors[] = {
 /* One POST (body != NULL) or GET to Stripe. false: r holds the transport
  * outcome. */
 static bool call(const prv_config_t *cfg, const char *method, const char *path,
-                 const char *idem_key, const prv_buf_t *body, httpc_response_t *rs,
-                 prv_result_t *r)
+                 const char *idem_key, const prv_buf_t *body, httpc_response_t *rs, prv_result_t *r)
 {
     prv_buf_t auth;
     if (!prv_buf_init(&auth, 320)) {
@@ -291,8 +290,8 @@ static prv_result_t stripe_authorize(const prv_config_t *cfg, const prv_payment_
 /* Statuses in which the PaymentIntent could still be confirmed. */
 static bool confirmable(const char *status)
 {
-    return !strcmp(status, "requires_payment_method") ||
-           !strcmp(status, "requires_confirmation") || !strcmp(status, "requires_action");
+    return !strcmp(status, "requires_payment_method") || !strcmp(status, "requires_confirmation") ||
+           !strcmp(status, "requires_action");
 }
 
 static bool get_intent(const prv_config_t *cfg, const char *id, prv_result_t *r, bool *open)
@@ -405,8 +404,8 @@ static prv_result_t modify(const prv_config_t *cfg, const char *path, const char
         prv_copy(r.provider_ref, sizeof r.provider_ref, id);
         bool done = status && ((want == PRV_CAPTURED && !strcmp(status, "succeeded")) ||
                                (want == PRV_VOIDED && !strcmp(status, "canceled")) ||
-                               (want == PRV_REFUNDED && (!strcmp(status, "succeeded") ||
-                                                         !strcmp(status, "pending"))));
+                               (want == PRV_REFUNDED &&
+                                (!strcmp(status, "succeeded") || !strcmp(status, "pending"))));
         if (done) {
             prv_result_set(&r, want, false, "", status);
             if (prv_json_i64(j, want == PRV_CAPTURED ? "amount_received" : "amount", &amt))

@@ -145,15 +145,14 @@ static out_t modify(sbx_req_t *rq, const char *psp, const char *what)
         return error(422, "702", "Required field missing: merchantAccount", "validation");
     if (merchant_account && strcmp(ma, merchant_account) != 0)
         return error(403, "901", "Invalid Merchant Account", "security");
-    if (!is_cancel && json_unpack(rq->json, "{s:{s:I, s:s}}", "amount", "value", &value,
-                                  "currency", &cur) != 0)
+    if (!is_cancel &&
+        json_unpack(rq->json, "{s:{s:I, s:s}}", "amount", "value", &value, "currency", &cur) != 0)
         return error(422, "702", "Required field missing: amount", "validation");
     sbx_charge_t c;
     if (!sbx_ledger_get(psp, &c))
-        return error(422, "167", "Original pspReference required for this operation",
-                     "validation");
-    bool state_ok = !strcmp(what, "refunds") ? c.captured > c.refunded
-                                             : !strcmp(c.status, "authorized");
+        return error(422, "167", "Original pspReference required for this operation", "validation");
+    bool state_ok =
+        !strcmp(what, "refunds") ? c.captured > c.refunded : !strcmp(c.status, "authorized");
     if (!state_ok)
         return error(422, "701", "The payment is not in a state that allows this modification",
                      "validation");
@@ -186,12 +185,12 @@ static out_t modify(sbx_req_t *rq, const char *psp, const char *what)
                      "validation");
     char mod[17];
     psp_new(mod);
-    json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "merchantAccount", ma,
-                             "paymentPspReference", psp, "pspReference", mod, "reference", ref,
-                             "status", "received");
+    json_t *body =
+        json_pack("{s:s, s:s, s:s, s:s, s:s}", "merchantAccount", ma, "paymentPspReference", psp,
+                  "pspReference", mod, "reference", ref, "status", "received");
     if (!is_cancel)
-        json_object_set_new(body, "amount", json_pack("{s:I, s:s}", "value", value, "currency",
-                                                      cur));
+        json_object_set_new(body, "amount",
+                            json_pack("{s:I, s:s}", "value", value, "currency", cur));
     return (out_t){.status = 201, .body = body, .store = true, .fault = o.fault};
 }
 
@@ -214,8 +213,8 @@ static out_t route(sbx_req_t *rq, const char *key)
         o = error(400, "702", "Unable to parse the request body", "validation");
     else if (!psp)
         o = payments(rq, key);
-    else if (what && (!strcmp(what, "captures") || !strcmp(what, "cancels") ||
-                      !strcmp(what, "refunds")))
+    else if (what &&
+             (!strcmp(what, "captures") || !strcmp(what, "cancels") || !strcmp(what, "refunds")))
         o = modify(rq, psp, what);
     else
         o = error(404, "000", "Not found", "validation");

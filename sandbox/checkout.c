@@ -44,13 +44,20 @@ typedef struct {
 static resp_t response(sbx_card_t s)
 {
     switch (s) {
-    case SBX_CARD_OK: return (resp_t){"10000", "Approved"};
-    case SBX_CARD_DECLINED: return (resp_t){"20001", "Refer to card issuer"};
-    case SBX_CARD_INSUFFICIENT_FUNDS: return (resp_t){"20051", "Insufficient Funds"};
-    case SBX_CARD_STOLEN: return (resp_t){"30043", "Stolen card - Pick up"};
-    case SBX_CARD_EXPIRED: return (resp_t){"20054", "Expired Card"};
-    case SBX_CARD_INCORRECT_CVC: return (resp_t){"20087", "Bad Track Data"};
-    default: return (resp_t){"20096", "System malfunction"};
+    case SBX_CARD_OK:
+        return (resp_t){"10000", "Approved"};
+    case SBX_CARD_DECLINED:
+        return (resp_t){"20001", "Refer to card issuer"};
+    case SBX_CARD_INSUFFICIENT_FUNDS:
+        return (resp_t){"20051", "Insufficient Funds"};
+    case SBX_CARD_STOLEN:
+        return (resp_t){"30043", "Stolen card - Pick up"};
+    case SBX_CARD_EXPIRED:
+        return (resp_t){"20054", "Expired Card"};
+    case SBX_CARD_INCORRECT_CVC:
+        return (resp_t){"20087", "Bad Track Data"};
+    default:
+        return (resp_t){"20096", "System malfunction"};
     }
 }
 
@@ -74,17 +81,16 @@ static json_t *details(const sbx_charge_t *c)
 {
     bool approved = strcmp(c->status, "declined") != 0;
     bool held = !strcmp(c->status, "authorized");
-    return json_pack("{s:s, s:s, s:{s:s, s:s}, s:I, s:s, s:s, s:s, s:b, s:{s:I, s:I, s:I, s:I, "
-                     "s:I, s:I}}",
-                     "id", c->id, "requested_on", "2024-01-01T00:00:00Z", "source", "type",
-                     "card", "last4", c->last4, "amount", (json_int_t)c->amount, "currency",
-                     c->currency, "reference", c->reference, "status", status_of(c), "approved",
-                     approved, "balances", "total_authorized",
-                     (json_int_t)(approved ? c->amount : 0), "total_captured",
-                     (json_int_t)c->captured, "total_refunded", (json_int_t)c->refunded,
-                     "available_to_capture", (json_int_t)(held ? c->amount : 0),
-                     "available_to_void", (json_int_t)(held ? c->amount : 0),
-                     "available_to_refund", (json_int_t)(c->captured - c->refunded));
+    return json_pack(
+        "{s:s, s:s, s:{s:s, s:s}, s:I, s:s, s:s, s:s, s:b, s:{s:I, s:I, s:I, s:I, "
+        "s:I, s:I}}",
+        "id", c->id, "requested_on", "2024-01-01T00:00:00Z", "source", "type", "card", "last4",
+        c->last4, "amount", (json_int_t)c->amount, "currency", c->currency, "reference",
+        c->reference, "status", status_of(c), "approved", approved, "balances", "total_authorized",
+        (json_int_t)(approved ? c->amount : 0), "total_captured", (json_int_t)c->captured,
+        "total_refunded", (json_int_t)c->refunded, "available_to_capture",
+        (json_int_t)(held ? c->amount : 0), "available_to_void", (json_int_t)(held ? c->amount : 0),
+        "available_to_refund", (json_int_t)(c->captured - c->refunded));
 }
 
 /* ------------------------------------------------------------- payments */
@@ -99,8 +105,8 @@ static out_t pay(sbx_req_t *rq, const char *key)
                     "reference", &ref, "capture", &capture) != 0 ||
         amount < 1 || strlen(cur) != 3)
         return invalid(422, "amount_invalid");
-    if (json_unpack(src, "{s:s, s:s, s:I, s:I}", "type", &type, "number", &number,
-                    "expiry_month", &em, "expiry_year", &ey) != 0 ||
+    if (json_unpack(src, "{s:s, s:s, s:I, s:I}", "type", &type, "number", &number, "expiry_month",
+                    &em, "expiry_year", &ey) != 0 ||
         strcmp(type, "card") != 0)
         return invalid(422, "card_number_required");
     if (em < 1 || em > 12 || ey < 2000)
@@ -136,12 +142,12 @@ static out_t pay(sbx_req_t *rq, const char *key)
         log_warn("ledger refused a second charge for one idempotency key");
     char act[40];
     sbx_id(act, sizeof act, "act_");
-    json_t *body = json_pack(
-        "{s:s, s:s, s:I, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I, s:I}}", "id",
-        c.id, "action_id", act, "amount", amount, "currency", cur, "approved",
-        sc == SBX_CARD_OK, "status", status, "response_code", r.code, "response_summary",
-        r.summary, "reference", ref, "processed_on", "2024-01-01T00:00:00Z", "source", "type",
-        "card", "last4", c.last4, "expiry_month", em, "expiry_year", ey);
+    json_t *body =
+        json_pack("{s:s, s:s, s:I, s:s, s:b, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:I, s:I}}",
+                  "id", c.id, "action_id", act, "amount", amount, "currency", cur, "approved",
+                  sc == SBX_CARD_OK, "status", status, "response_code", r.code, "response_summary",
+                  r.summary, "reference", ref, "processed_on", "2024-01-01T00:00:00Z", "source",
+                  "type", "card", "last4", c.last4, "expiry_month", em, "expiry_year", ey);
     return (out_t){.status = 201, .body = body, .store = true, .fault = o.fault};
 }
 
@@ -211,21 +217,21 @@ static enum MHD_Result get(sbx_req_t *rq)
         json_t *data = json_array();
         if (ref && sbx_ledger_by_reference(ref, &c))
             json_array_append_new(data, details(&c));
-        res = sbx_reply_json(rq, 200,
-                             json_pack("{s:i, s:i, s:I, s:o}", "limit", 10, "skip", 0,
-                                       "total_count", (json_int_t)json_array_size(data), "data",
-                                       data));
+        res =
+            sbx_reply_json(rq, 200,
+                           json_pack("{s:i, s:i, s:I, s:o}", "limit", 10, "skip", 0, "total_count",
+                                     (json_int_t)json_array_size(data), "data", data));
     } else if (!sbx_ledger_get(id, &c)) {
         res = sbx_reply_raw(rq, 404, "application/json", "", 0);
     } else if (sub && !strcmp(sub, "actions")) {
         bool approved = strcmp(c.status, "declined") != 0;
         char act[40];
         sbx_id(act, sizeof act, "act_");
-        res = sbx_reply_json(
-            rq, 200,
-            json_pack("[{s:s, s:s, s:I, s:b, s:s, s:s}]", "id", act, "type", "Authorization",
-                      "amount", (json_int_t)c.amount, "approved", approved, "response_code",
-                      c.decline_code, "reference", c.reference));
+        res = sbx_reply_json(rq, 200,
+                             json_pack("[{s:s, s:s, s:I, s:b, s:s, s:s}]", "id", act, "type",
+                                       "Authorization", "amount", (json_int_t)c.amount, "approved",
+                                       approved, "response_code", c.decline_code, "reference",
+                                       c.reference));
     } else {
         res = sbx_reply_json(rq, 200, details(&c));
     }
@@ -248,8 +254,8 @@ static out_t route(sbx_req_t *rq, const char *key)
         o = invalid(422, "request_invalid");
     else if (!id)
         o = pay(rq, key);
-    else if (what && (!strcmp(what, "captures") || !strcmp(what, "voids") ||
-                      !strcmp(what, "refunds")))
+    else if (what &&
+             (!strcmp(what, "captures") || !strcmp(what, "voids") || !strcmp(what, "refunds")))
         o = modify(rq, id, what);
     else
         o = empty(404);

@@ -52,8 +52,8 @@ static pi_t *pi_find(const char *id)
 typedef struct {
     unsigned status;
     json_t *body;
-    bool store;            /* saved under the idempotency key */
-    sbx_fault_t fault;     /* to inject (before or after processing) */
+    bool store;        /* saved under the idempotency key */
+    sbx_fault_t fault; /* to inject (before or after processing) */
 } out_t;
 
 static out_t err(unsigned status, const char *type, const char *code, const char *msg,
@@ -215,12 +215,12 @@ static out_t confirm(sbx_req_t *rq, const char *id, const char *key)
         snprintf(p->err_message, sizeof p->err_message, "%s", msg);
         ledger_status(&c, "declined");
         snprintf(c.decline_code, sizeof c.decline_code, "%s", decline ? decline : code);
-        json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "type", "card_error", "code", code,
-                              "message", msg, "payment_intent", pi_json(p));
+        json_t *e = json_pack("{s:s, s:s, s:s, s:o}", "type", "card_error", "code", code, "message",
+                              msg, "payment_intent", pi_json(p));
         if (decline)
             json_object_set_new(e, "decline_code", json_string(decline));
-        o = (out_t){.status = 402, .body = json_pack("{s:o}", "error", e), .store = true,
-                    .fault = o.fault};
+        o = (out_t){
+            .status = 402, .body = json_pack("{s:o}", "error", e), .store = true, .fault = o.fault};
     }
     pthread_mutex_unlock(&mu);
     if (!sbx_ledger_add(&c))
@@ -245,12 +245,11 @@ static out_t create(sbx_req_t *rq, const char *key)
         o = err(400, "invalid_request_error", "parameter_invalid_integer",
                 "amount must be a positive integer in the smallest currency unit.", "amount");
     } else if (!cur || strlen(cur) != 3) {
-        o = err(400, "invalid_request_error", "parameter_missing", "Missing currency.",
-                "currency");
+        o = err(400, "invalid_request_error", "parameter_missing", "Missing currency.", "currency");
     } else if (cm && strcmp(cm, "manual") && strcmp(cm, "automatic") &&
                strcmp(cm, "automatic_async")) {
-        o = err(400, "invalid_request_error", "parameter_invalid_string",
-                "Invalid capture_method.", "capture_method");
+        o = err(400, "invalid_request_error", "parameter_invalid_string", "Invalid capture_method.",
+                "capture_method");
     } else {
         pi_t *p = calloc(1, sizeof *p);
         sbx_id(p->id, sizeof p->id, "pi_");
@@ -335,9 +334,9 @@ static out_t cancel(sbx_req_t *rq, const char *id)
     pthread_mutex_lock(&mu);
     pi_t *p = pi_find(id);
     bool held = p && !strcmp(p->status, "requires_capture");
-    bool open = p && (held || !strcmp(p->status, "requires_payment_method") ||
-                      !strcmp(p->status, "requires_confirmation") ||
-                      !strcmp(p->status, "requires_action"));
+    bool open =
+        p && (held || !strcmp(p->status, "requires_payment_method") ||
+              !strcmp(p->status, "requires_confirmation") || !strcmp(p->status, "requires_action"));
     pthread_mutex_unlock(&mu);
     if (!p)
         return err(404, "invalid_request_error", "resource_missing", "No such payment_intent.",
@@ -415,8 +414,8 @@ static out_t refund(sbx_req_t *rq)
     char rid[40];
     sbx_id(rid, sizeof rid, "re_");
     json_t *body = json_pack("{s:s, s:s, s:I, s:s, s:s, s:s, s:s}", "id", rid, "object", "refund",
-                             "amount", (json_int_t)amt, "currency", p->currency,
-                             "payment_intent", p->id, "charge", p->charge, "status", "succeeded");
+                             "amount", (json_int_t)amt, "currency", p->currency, "payment_intent",
+                             p->id, "charge", p->charge, "status", "succeeded");
     pthread_mutex_unlock(&mu);
     return (out_t){.status = 200, .body = body, .store = true, .fault = o.fault};
 }

@@ -115,8 +115,8 @@ START_TEST(capture_partial_capture_void_refund_partial_refund)
     /* void releases an authorization; nothing can be captured after it */
     a = authorize("4242424242424242", "mod2-a1", 5000, false);
     r = prv_void(&cfg, a.provider_ref, "mod2-void");
-    ck_assert_msg(r.outcome == PRV_VOIDED, "%s void: %s %s", types[_i],
-                  prv_outcome_str(r.outcome), r.reason);
+    ck_assert_msg(r.outcome == PRV_VOIDED, "%s void: %s %s", types[_i], prv_outcome_str(r.outcome),
+                  r.reason);
     e = t_charge_by_key(sbx, "mod2-a1");
     ck_assert_str_eq(json_string_value(json_object_get(e, "status")), "voided");
     json_decref(e);

@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#define T_MERCHANT "mer_test"
-#define T_STRIPE_KEY "sk_test_SECRETstripeKEY0123456789"
-#define T_ADYEN_KEY "AQEsecretADYENkey9876543210zyxw"
+#define T_MERCHANT      "mer_test"
+#define T_STRIPE_KEY    "sk_test_SECRETstripeKEY0123456789"
+#define T_ADYEN_KEY     "AQEsecretADYENkey9876543210zyxw"
 #define T_ADYEN_ACCOUNT "PortcullisECOM"
-#define T_CKO_KEY "sk_sbox_SECRETcheckoutKEY55555"
+#define T_CKO_KEY       "sk_sbox_SECRETcheckoutKEY55555"
 
 /* The credentials document of each adapter type, as a merchant would PUT it. */
 static inline const char *t_creds_json(const char *type)

@@ -58,8 +58,7 @@ static int on_transition(void *cls, const prv_attempt_t *done, const prv_attempt
     /* the next attempt has not reached any provider before it is recorded */
     for (int i = 0; i < 2; i++) {
         json_t *e = t_charge_by_key(rec->sbx[i], next->idempotency_key);
-        ck_assert_msg(e == NULL, "attempt %d reached a provider before it was recorded",
-                      next->seq);
+        ck_assert_msg(e == NULL, "attempt %d reached a provider before it was recorded", next->seq);
     }
     ck_assert_int_ne(done->result.outcome, PRV_UNKNOWN);
     if (rec->fail_transition)
@@ -131,8 +130,8 @@ static int run_payment(const char *id, rec_t *rec, prv_run_t *run)
     attempt_started(id, &first);
     rec->sbx[0] = sb[0];
     rec->sbx[1] = sb[1];
-    prv_hooks_t hooks = {.transition = on_transition, .fetch_card = on_fetch,
-                         .free_card = on_free, .cls = rec};
+    prv_hooks_t hooks = {
+        .transition = on_transition, .fetch_card = on_fetch, .free_card = on_free, .cls = rec};
     prv_options_t opt = {.lookup_attempts = 4, .lookup_backoff_ms = 50};
     int rc = prv_execute(&pay, &plan, &opt, &hooks, run);
     if (run->nattempts > 0)
@@ -321,8 +320,8 @@ START_TEST(open_circuit_is_skipped_without_a_call)
     ck_assert_str_eq(plan.candidates[0]->name, "adyen");
     /* ... and a plan made before it opened skips it without calling */
     prv_plan_t stale = {.n = 2, .candidates = {&cfg[0], &cfg[1]}, .rule = -2};
-    prv_hooks_t hooks = {.transition = on_transition, .fetch_card = on_fetch,
-                         .free_card = on_free, .cls = &rec};
+    prv_hooks_t hooks = {
+        .transition = on_transition, .fetch_card = on_fetch, .free_card = on_free, .cls = &rec};
     rec.sbx[0] = sb[0], rec.sbx[1] = sb[1];
     current_payment = "pay_cb4";
     prv_attempt_t first = {.seq = 1, .provider = "stripe"};

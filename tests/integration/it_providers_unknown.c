@@ -40,8 +40,8 @@ static int on_fetch(void *cls, prv_card_t **card)
     *card = prv_card_new();
     if (!*card)
         return -1;
-    snprintf((*card)->pan, sizeof (*card)->pan, "4242424242424242");
-    snprintf((*card)->cvc, sizeof (*card)->cvc, "123");
+    snprintf((*card)->pan, sizeof(*card)->pan, "4242424242424242");
+    snprintf((*card)->cvc, sizeof(*card)->cvc, "123");
     (*card)->has_cvc = true;
     (*card)->exp_month = 12;
     (*card)->exp_year = 2030;
@@ -56,8 +56,11 @@ static void *worker(void *arg)
     for (int i = j->from; i < j->to; i++) {
         char id[64];
         snprintf(id, sizeof id, "%s%03d", j->prefix, i);
-        prv_payment_t pay = {.merchant_id = T_MERCHANT, .payment_id = id, .amount = 1000 + i,
-                             .currency = "EUR", .brand = "visa"};
+        prv_payment_t pay = {.merchant_id = T_MERCHANT,
+                             .payment_id = id,
+                             .amount = 1000 + i,
+                             .currency = "EUR",
+                             .brand = "visa"};
         prv_plan_t plan;
         prv_plan(cfg, 2, NULL, &pay, &plan);
         j->rcs[i] = prv_execute(&pay, &plan, &opt, &hooks, &j->runs[i]);
@@ -71,8 +74,11 @@ static void run_all(const char *prefix, int n, prv_run_t *runs, int *rcs)
     pthread_t t[N_THREADS];
     job_t jobs[N_THREADS];
     for (int k = 0; k < N_THREADS; k++) {
-        jobs[k] = (job_t){.prefix = prefix, .from = n * k / N_THREADS,
-                          .to = n * (k + 1) / N_THREADS, .runs = runs, .rcs = rcs};
+        jobs[k] = (job_t){.prefix = prefix,
+                          .from = n * k / N_THREADS,
+                          .to = n * (k + 1) / N_THREADS,
+                          .runs = runs,
+                          .rcs = rcs};
         pthread_create(&t[k], NULL, worker, &jobs[k]);
     }
     for (int k = 0; k < N_THREADS; k++)
@@ -133,7 +139,8 @@ START_TEST(after_processing_timeouts_resolve_by_lookup_with_no_double_charge)
     /* every authorization timed out (a failure) and was then looked up */
     prv_health_t h;
     prv_health_get(T_MERCHANT, primaries[_i], &h);
-    ck_assert_msg(h.failures == N_PAYMENTS, "failures %llu calls %llu", (unsigned long long)h.failures, (unsigned long long)h.calls);
+    ck_assert_msg(h.failures == N_PAYMENTS, "failures %llu calls %llu",
+                  (unsigned long long)h.failures, (unsigned long long)h.calls);
     ck_assert_uint_ge(h.calls, 2 * N_PAYMENTS);
     teardown();
 }

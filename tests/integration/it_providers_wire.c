@@ -32,14 +32,13 @@ typedef enum {
     M__COUNT
 } mode_t_;
 
-static const char *const mode_names[] = {"html200", "json_wrong", "empty200", "huge",
-                                         "slow",    "truncated",  "503",      "429",
-                                         "close",   "garbage",    "deep",     "binary",
-                                         "echo500"};
+static const char *const mode_names[] = {"html200",   "json_wrong", "empty200", "huge",  "slow",
+                                         "truncated", "503",        "429",      "close", "garbage",
+                                         "deep",      "binary",     "echo500"};
 
 /* what an authorization must come back as */
 static const prv_outcome_t expected[] = {
-    PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN,
+    PRV_UNKNOWN,     PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN,
     PRV_UNAVAILABLE, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN, PRV_UNKNOWN};
 
 static atomic_int mode, active;
@@ -228,8 +227,7 @@ START_TEST(hostile_replies_are_unknown_or_unavailable_never_a_crash)
                                    prv_refund(&cfg, "pay_bad1", 500, "EUR", "bad-ref")};
             for (int o = 0; o < 3; o++)
                 ck_assert_msg(ops[o].outcome == expected[m], "%s/%s op %d: %s (%s)", types[t],
-                              mode_names[m], o, prv_outcome_str(ops[o].outcome),
-                              ops[o].reason);
+                              mode_names[m], o, prv_outcome_str(ops[o].outcome), ops[o].reason);
         }
         prv_card_free(card);
         prv_config_clear(&cfg);
@@ -360,9 +358,9 @@ START_TEST(credentials_never_appear_in_logs_or_results)
     ck_assert(file_has(text, "\"outcome\":\"authorized\""));
     ck_assert(file_has(text, "\"reason\":\"authentication_failed\""));
     ck_assert(file_has(text, "\"reason\":\"provider_error\""));
-    const char *secrets[] = {T_STRIPE_KEY, T_ADYEN_KEY, T_CKO_KEY, "WRONGsecretVALUE999",
-                             "SECRETstripe", "SECRETcheckout", "secretADYEN",
-                             "4242424242424242", "4000000000009995"};
+    const char *secrets[] = {T_STRIPE_KEY,          T_ADYEN_KEY,        T_CKO_KEY,
+                             "WRONGsecretVALUE999", "SECRETstripe",     "SECRETcheckout",
+                             "secretADYEN",         "4242424242424242", "4000000000009995"};
     for (size_t i = 0; i < PC_ARRAY_LEN(secrets); i++)
         ck_assert_msg(!file_has(text, secrets[i]), "%s appears in the log", secrets[i]);
     free(text);

@@ -167,16 +167,18 @@ START_TEST(metrics_text_has_prometheus_shape)
     prv_metrics_write(emit, &text);
     ck_assert_ptr_nonnull(text);
     ck_assert_ptr_nonnull(strstr(text, "# TYPE portcullis_provider_circuit_state gauge\n"));
-    ck_assert_ptr_nonnull(
-        strstr(text, "portcullis_provider_circuit_state{merchant=\"mer_h\",provider=\"adyen\"} 2\n"));
-    ck_assert_ptr_nonnull(
-        strstr(text, "portcullis_provider_circuit_state{merchant=\"mer_h\",provider=\"stripe\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(
+        text, "portcullis_provider_circuit_state{merchant=\"mer_h\",provider=\"adyen\"} 2\n"));
+    ck_assert_ptr_nonnull(strstr(
+        text, "portcullis_provider_circuit_state{merchant=\"mer_h\",provider=\"stripe\"} 0\n"));
     ck_assert_ptr_nonnull(
         strstr(text, "portcullis_provider_calls_total{merchant=\"mer_h\",provider=\"adyen\"} 4\n"));
     ck_assert_ptr_nonnull(strstr(
-        text, "portcullis_provider_latency_p50_seconds{merchant=\"mer_h\",provider=\"stripe\"} 0.012\n"));
+        text,
+        "portcullis_provider_latency_p50_seconds{merchant=\"mer_h\",provider=\"stripe\"} 0.012\n"));
     ck_assert_ptr_nonnull(strstr(
-        text, "portcullis_provider_circuit_opens_total{merchant=\"mer_h\",provider=\"adyen\"} 1\n"));
+        text,
+        "portcullis_provider_circuit_opens_total{merchant=\"mer_h\",provider=\"adyen\"} 1\n"));
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         if (line[0] == '#')

@@ -95,9 +95,9 @@ static const struct {
      "\"AQESECRETVALUE\"}}",
      "credentials.merchant_account"},
     {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"weight\":0}", "weight"},
-    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"priority\":\"1\"}",
-     "priority"},
-    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"currencies\":[\"EUR\",\"eur\"]}",
+    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"priority\":\"1\"}", "priority"},
+    {"stripe",
+     "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"currencies\":[\"EUR\",\"eur\"]}",
      "currencies[1]"},
     {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"brands\":[\"visaa\"]}",
      "brands[0]"},
@@ -244,8 +244,11 @@ START_TEST(plan_filters_enabled_currency_brand_and_orders_by_priority)
     config(&cfgs[0], "stripe", "stripe", 3, 100, "\"currencies\":[\"EUR\",\"USD\"]");
     config(&cfgs[1], "adyen", "adyen", 1, 100, "\"brands\":[\"visa\",\"mastercard\"]");
     config(&cfgs[2], "checkout", "checkout", 2, 100, "\"enabled\":false");
-    prv_payment_t p = {.merchant_id = "mer_unit", .payment_id = "chk_2", .amount = 100,
-                       .currency = "EUR", .brand = "visa"};
+    prv_payment_t p = {.merchant_id = "mer_unit",
+                       .payment_id = "chk_2",
+                       .amount = 100,
+                       .currency = "EUR",
+                       .brand = "visa"};
     expect(NULL, p, -2, "adyen stripe");
     p.brand = "amex";
     expect(NULL, p, -2, "stripe");
@@ -268,8 +271,8 @@ START_TEST(open_circuit_is_skipped_by_plan)
 {
     prv_health_reset();
     three_providers();
-    prv_payment_t p = {.merchant_id = "mer_unit", .payment_id = "chk_3", .amount = 100,
-                       .currency = "EUR"};
+    prv_payment_t p = {
+        .merchant_id = "mer_unit", .payment_id = "chk_3", .amount = 100, .currency = "EUR"};
     for (int i = 0; i < 5; i++)
         prv_health_record("mer_unit", "stripe", false, 1000);
     ck_assert_int_eq(prv_health_state("mer_unit", "stripe"), PRV_CIRCUIT_OPEN);
@@ -291,8 +294,8 @@ START_TEST(equal_priorities_split_volume_by_weight_within_5_percent)
     for (int i = 0; i < 2000; i++) {
         char id[32];
         snprintf(id, sizeof id, "chk_%06d", i);
-        prv_payment_t p = {.merchant_id = "mer_unit", .payment_id = id, .amount = 100,
-                           .currency = "EUR"};
+        prv_payment_t p = {
+            .merchant_id = "mer_unit", .payment_id = id, .amount = 100, .currency = "EUR"};
         prv_plan_t a, b;
         ck_assert_int_eq(prv_plan(cfgs, 3, NULL, &p, &a), 3);
         prv_plan(cfgs, 3, NULL, &p, &b);
@@ -315,8 +318,8 @@ START_TEST(equal_priorities_split_volume_by_weight_within_5_percent)
     for (int i = 0; i < 2000; i++) {
         char id[32];
         snprintf(id, sizeof id, "chk_%06d", i);
-        prv_payment_t p = {.merchant_id = "mer_unit", .payment_id = id, .amount = 100,
-                           .currency = "EUR"};
+        prv_payment_t p = {
+            .merchant_id = "mer_unit", .payment_id = id, .amount = 100, .currency = "EUR"};
         prv_plan_t a;
         ck_assert_int_eq(prv_plan(cfgs, 3, NULL, &p, &a), 2);
         adyen += a.candidates[0] == &cfgs[1];
