@@ -394,9 +394,11 @@ unsigned char *db_bytes(const PGresult *r, int row, int col, size_t *len)
  * travels as a parameter value, never as SQL text. */
 char *db_text_array(const char *const *v, int n)
 {
-    size_t cap = 16;
+    /* worst case per element: two quotes, every byte escaped, a comma;
+     * or NULL and a comma */
+    size_t cap = 3;
     for (int i = 0; i < n; i++)
-        cap += 3 + 2 * strlen(v[i] ? v[i] : "");
+        cap += v[i] ? 3 + 2 * strlen(v[i]) : 5;
     char *out = malloc(cap), *o = out;
     *o++ = '{';
     for (int i = 0; i < n; i++) {

@@ -289,7 +289,13 @@ int h_run(char **out, char *const argv[])
         return -1;
     pid_t pid = fork();
     if (pid == 0) {
-        dup2(fds[1], 1);
+        /* Without a reader, stdout goes nowhere: a daemon the command
+         * leaves behind (pg_ctl start) must not hold our pipe open. */
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(out ? fds[1] : devnull, 1);
+        if (!out)
+            dup2(devnull, 2);
+        close(devnull);
         close(fds[0]);
         close(fds[1]);
         execv(argv[0], argv);
@@ -366,7 +372,20 @@ h_gateway_t *h_gateway_start(const char *db, const char *tag, const char *extra_
     free(pep);
     free(ci);
     free(logf);
-    char *argv[] = {GATEWAYD_BIN, "--config", g->config, NULL};
+    /* PC_GATEWAYD_WRAPPER="valgrind --log-file=..." runs gatewayd under a
+     * debugging tool (one word or a few, split on spaces). */
+    char *argv[16] = {GATEWAYD_BIN, "--config", g->config, NULL};
+    char *wrap = getenv("PC_GATEWAYD_WRAPPER") ? strdup(getenv("PC_GATEWAYD_WRAPPER")) : NULL;
+    if (wrap) {
+        int n = 0;
+        char *save = NULL;
+        for (char *w = strtok_r(wrap, " ", &save); w && n < 12; w = strtok_r(NULL, " ", &save))
+            argv[n++] = w;
+        argv[n++] = GATEWAYD_BIN;
+        argv[n++] = "--config";
+        argv[n++] = g->config;
+        argv[n] = NULL;
+    }
     g->proc = h_proc_start(tag, argv, NULL);
     g->port = h_wait_port_file(g->port_file, 15000);
     ck_assert_msg(g->port > 0, "gatewayd (%s) did not start; see %s", tag, g->proc->log);
