@@ -389,7 +389,7 @@ int gw_server_start(void)
         flags, (uint16_t)gw_cfg.port, NULL, NULL, on_access, NULL, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw_cfg.max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw_cfg.connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
     if (!daemon_handle) {

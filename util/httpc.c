@@ -114,7 +114,9 @@ static httpc_status_t classify(CURL *h, CURLcode cc, bool too_large)
     case CURLE_UNSUPPORTED_PROTOCOL:
     case CURLE_BAD_FUNCTION_ARGUMENT:
     case CURLE_OUT_OF_MEMORY:
-        return HTTPC_ERROR;
+        /* libcurl also says "unsupported protocol" for a reply without a
+         * status line, which arrives after the request went out */
+        return sent == 0 ? HTTPC_ERROR : HTTPC_BROKEN;
     case CURLE_OPERATION_TIMEDOUT:
         return sent == 0 ? HTTPC_NOT_SENT : HTTPC_TIMEOUT;
     case CURLE_WRITE_ERROR:

@@ -110,7 +110,6 @@ typedef struct {
 db_status_t db_provider_upsert(db_conn_t *c, const char *merchant_id, const char *name,
                                const char *type, const char *config_json, const char *sealed,
                                bool *created) PC_WUR;
-db_status_t db_provider_exists(db_conn_t *c, const char *merchant_id, const char *name) PC_WUR;
 db_status_t db_providers_load(db_conn_t *c, const char *merchant_id, gwdb_provider_row_t **rows,
                               int *n) PC_WUR;
 void gwdb_provider_rows_free(gwdb_provider_row_t *rows, int n);

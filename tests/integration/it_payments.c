@@ -164,6 +164,32 @@ START_TEST(card_testing_from_one_ip_is_declined_by_fraud)
 }
 END_TEST
 
+START_TEST(refused_card_numbers_count_against_the_ip)
+{
+    for (int i = 0; i < 5; i++) {
+        h_resp_t r = h_post(st->gw[0], "/v1/tokens", st->m.pk,
+                            "{\"card\":{\"number\":\"4242424242424241\",\"exp_month\":12,"
+                            "\"exp_year\":2030,\"cvc\":\"123\"}}");
+        h_assert_error(&r, 400, ERR_INVALID_NUMBER);
+        h_resp_free(&r);
+    }
+    /* a checkout from the same address (no customer.ip: the client's own) */
+    char *tok = h_stack_token(st, "4242424242424242");
+    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
+    json_t *j = json_loads(body, 0, NULL);
+    json_object_del(json_object_get(j, "customer"), "ip");
+    char *b2 = json_dumps(j, JSON_COMPACT);
+    h_resp_t r = h_stack_checkout(st, 0, "after-token-failures", b2);
+    ck_assert_msg(strstr(r.body, "token_failures_ip") != NULL, "%s", r.body);
+    ck_assert_ptr_nonnull(strstr(r.body, "ip.token_failures.1h is 5"));
+    h_resp_free(&r);
+    free(b2);
+    json_decref(j);
+    free(body);
+    free(tok);
+}
+END_TEST
+
 static void put_rules(void)
 {
     const char *doc =
@@ -299,6 +325,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, capture_refund_void_rules);
     tcase_add_test(tc, card_testing_from_one_ip_is_declined_by_fraud);
+    tcase_add_test(tc, refused_card_numbers_count_against_the_ip);
     tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
     tcase_add_test(tc, review_queue_approve_captures_and_reject_voids_and_releases);
     suite_add_tcase(s, tc);
