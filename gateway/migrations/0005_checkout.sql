@@ -200,10 +200,12 @@ LANGUAGE sql AS $$
 $$;
 
 -- The checkout object of API.md, built from the rows: the one renderer for
--- responses, stored idempotent replies and event payloads.
+-- responses, stored idempotent replies and event payloads. Absent parts
+-- (no order yet, no error) are left out; json_strip_nulls also writes it
+-- compactly, in the order built here.
 CREATE FUNCTION gateway.checkout_json(p_id text) RETURNS json
 LANGUAGE sql STABLE AS $$
-    SELECT json_build_object(
+    SELECT json_strip_nulls(json_build_object(
         'id', c.id,
         'object', 'checkout',
         'status', c.status,
@@ -234,7 +236,7 @@ LANGUAGE sql STABLE AS $$
                                      WHERE a.payment_id = p.id AND a.state <> 'skipped'))
                     FROM gateway.payments p WHERE p.checkout_id = c.id),
         'fraud', c.fraud,
-        'error', c.error)
+        'error', c.error))
     FROM gateway.checkouts c WHERE c.id = p_id;
 $$;
 
