@@ -52,14 +52,14 @@ CREATE INDEX fraud_events_at_idx ON gateway.fraud_events (at_ms);
 GRANT SELECT, INSERT, DELETE ON gateway.fraud_events TO portcullis_gateway;
 
 -- The merchant's recent average amount and usual basket, per currency and
--- UTC day. Each row is split into 8 shards picked at random, so concurrent
+-- UTC day. Each row is split into 64 shards picked at random, so concurrent
 -- checkouts of one merchant rarely wait on each other's row lock; a load
--- sums at most 7 x 8 rows.
+-- sums at most 7 x 64 rows (an index range).
 CREATE TABLE gateway.fraud_merchant_daily (
     merchant_id  text NOT NULL,
     currency     text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
     day          integer NOT NULL,
-    shard        smallint NOT NULL CHECK (shard BETWEEN 0 AND 7),
+    shard        smallint NOT NULL CHECK (shard BETWEEN 0 AND 63),
     n            bigint NOT NULL,
     amount_sum   bigint NOT NULL,
     basket_sum   bigint NOT NULL,
@@ -89,7 +89,7 @@ BEGIN
     IF p_attempt AND NOT p_declined AND p_currency IS NOT NULL THEN
         INSERT INTO gateway.fraud_merchant_daily AS d
                (merchant_id, currency, day, shard, n, amount_sum, basket_sum)
-        VALUES (p_merchant, p_currency, (v_at / 86400000)::integer, floor(random() * 8)::smallint,
+        VALUES (p_merchant, p_currency, (v_at / 86400000)::integer, floor(random() * 64)::smallint,
                 1, greatest(p_amount, 0),
                 CASE WHEN p_basket > 0 THEN p_basket ELSE greatest(p_amount, 0) END)
         ON CONFLICT (merchant_id, currency, day, shard) DO UPDATE

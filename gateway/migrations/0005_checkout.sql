@@ -52,6 +52,8 @@ CREATE INDEX checkouts_unfinished_idx ON gateway.checkouts (lease_until)
 CREATE INDEX checkouts_review_idx ON gateway.checkouts (merchant_id, created_at)
     WHERE status = 'requires_review';
 CREATE INDEX checkouts_merchant_idx ON gateway.checkouts (merchant_id, created_at);
+-- the outbox marks a reservation committed or released by its id
+CREATE UNIQUE INDEX checkouts_reservation_idx ON gateway.checkouts (reservation_id);
 
 CREATE TABLE gateway.payments (
     id               text PRIMARY KEY,
