@@ -41,11 +41,13 @@ static char *one(const char *sql, int n, const char *const *vals)
 
 static bool begin(const char *chk, const char *key, const char *pay)
 {
+    char res[64];
+    snprintf(res, sizeof res, "res_%s", chk);
     const char *v[] = {m.id, key, "\\x00", chk, "EUR", "2598",
                        "{\"subtotal\":2598,\"tax\":0,\"shipping\":0,\"total\":2598,\"lines\":"
                        "[{\"sku\":\"SKU-RED-MUG\",\"quantity\":2,\"unit_amount\":1299,\"amount\":2598}]}",
                        "tok_x", "{\"brand\":\"visa\",\"last4\":\"4242\"}", NULL, NULL, "t",
-                       "res_1", "900", "{\"score\":0}", pay, "stripe", chk, "60"};
+                       res, "900", "{\"score\":0}", pay, "stripe", chk, "60"};
     char *r = one("SELECT gateway.checkout_begin($1,$2,$3::bytea,$4,$5,$6::bigint,$7::jsonb,$8,"
                   "$9::jsonb,$10::jsonb,$11::jsonb,$12::boolean,$13,$14::int,$15::jsonb,$16,$17,"
                   "$18,$19::int)",
@@ -96,7 +98,7 @@ START_TEST(finish_happens_once)
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.events WHERE object_id = 'chk_c' AND "
                            "type = 'order.confirmed'"), 1);
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.outbox WHERE kind = 'inventory_commit' "
-                           "AND target = 'res_1'"), 1);
+                           "AND target = 'res_chk_c'"), 1);
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.outbox o JOIN gateway.events e ON "
                            "e.id = o.event_id WHERE e.object_id = 'chk_c'"), 1);
     char *st = one("SELECT state || ':' || response_status FROM gateway.idempotency_keys WHERE "
