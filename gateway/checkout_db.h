@@ -3,6 +3,7 @@
 #define PORTCULLIS_CHECKOUT_DB_H
 
 #include "gateway/checkout.h"
+#include "fraud/fraud.h"
 
 typedef struct {
     const char *merchant_id, *idem_key;
@@ -16,6 +17,10 @@ typedef struct {
     const char *fraud_json;
     const char *payment_id, *provider, *attempt_key; /* NULL when nothing will be attempted */
     int lease_s;
+    /* the attempt's fraud velocity event, recorded in the same statement */
+    const fraud_key_hashes_t *vel;
+    int64_t basket;
+    bool declined;
 } gwdb_checkout_begin_t;
 
 /* Commit 1: claims the key and records checkout, payment and attempt 1.
@@ -39,6 +44,7 @@ typedef struct {
     const char *reservation; /* commit, release, reserved, none, keep */
     const char *error_json;  /* NULL = no error */
     const char *event_type;  /* NULL = no event */
+    const fraud_key_hashes_t *vel; /* a decline counts toward these keys; NULL = none */
 } gwdb_checkout_finish_t;
 
 typedef struct {

@@ -107,12 +107,7 @@ static db_status_t finish_txn(db_conn_t *c, void *cls)
     finish_txn_t *t = cls;
     free(t->out->body);
     t->out->body = NULL;
-    db_status_t s = db_checkout_finish(c, &t->pl->f, t->out);
-    if (s == DB_OK && t->out->changed && t->pl->declined && t->fc->velocity) {
-        fraud_event_t ev = {.keys = *t->fc->velocity, .declined = true};
-        s = fraud_velocity_record(c, &ev);
-    }
-    return s;
+    return db_checkout_finish(c, &t->pl->f, t->out);
 }
 
 db_status_t gw_finish_run(const gw_finish_ctx_t *fc, gw_finish_plan_t *pl,
@@ -120,7 +115,9 @@ db_status_t gw_finish_run(const gw_finish_ctx_t *fc, gw_finish_plan_t *pl,
 {
     memset(out, 0, sizeof *out);
     finish_txn_t t = {.fc = fc, .pl = pl, .out = out};
-    db_status_t s = db_txn_run(gw.db, DB_READ_COMMITTED, "checkout_finish", finish_txn, &t);
+    pl->f.vel = fc->velocity;
+    /* one statement, its own transaction: one round trip for commit 2 */
+    db_status_t s = db_txn_run(gw.db, DB_AUTOCOMMIT, "checkout_finish", finish_txn, &t);
     if (s == DB_OK)
         gw_outbox_kick();
     return s;

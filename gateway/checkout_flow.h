@@ -12,7 +12,7 @@ typedef struct {
     bool review;      /* fraud said review: authorize only, hold for a decision */
     int attempt_seq;  /* the attempt whose result this is */
     const char *provider;
-    const fraud_keys_t *velocity; /* decline counters; NULL to skip */
+    const fraud_key_hashes_t *velocity; /* decline counters; NULL to skip */
 } gw_finish_ctx_t;
 
 typedef struct {

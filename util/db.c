@@ -319,13 +319,17 @@ db_status_t db_txn_run_on(db_conn_t *c, db_isolation_t iso, const char *name, db
                 continue;
             }
         }
-        s = db_exec_simple(c, begins[iso]);
-        if (s == DB_OK) {
+        if (iso == DB_AUTOCOMMIT) {
             s = fn(c, cls);
-            if (s == DB_OK)
-                s = db_exec_simple(c, "COMMIT");
-            else if (PQstatus(c->pg) == CONNECTION_OK)
-                PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
+        } else {
+            s = db_exec_simple(c, begins[iso]);
+            if (s == DB_OK) {
+                s = fn(c, cls);
+                if (s == DB_OK)
+                    s = db_exec_simple(c, "COMMIT");
+                else if (PQstatus(c->pg) == CONNECTION_OK)
+                    PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
+            }
         }
         if (s == DB_RETRY) {
             log_json(LOG_DEBUG, "transaction retry",

@@ -207,7 +207,7 @@ typedef struct {
 } db_stmt_t;
 
 #define DB_STMT(var, text) static db_stmt_t var = {.name = #var, .sql = (text), .id = 0}
-#define DB_MAX_PARAMS 24
+#define DB_MAX_PARAMS 32
 
 typedef struct {
     int n;
@@ -251,7 +251,14 @@ db_status_t db_exec_simple(db_conn_t *c, const char *sql) PC_WUR;
 const char *db_last_sqlstate(db_conn_t *c);
 
 typedef db_status_t (*db_txn_fn)(db_conn_t *c, void *cls);
-typedef enum { DB_READ_COMMITTED = 0, DB_REPEATABLE_READ, DB_SERIALIZABLE } db_isolation_t;
+typedef enum {
+    DB_READ_COMMITTED = 0,
+    DB_REPEATABLE_READ,
+    DB_SERIALIZABLE,
+    /* No BEGIN/COMMIT: the callback runs exactly one statement, which is
+     * its own transaction (one round trip instead of three). */
+    DB_AUTOCOMMIT,
+} db_isolation_t;
 /* BEGIN; fn; COMMIT with retries on DB_RETRY and DB_CONN_LOST. The callback
  * may be run more than once and must therefore only touch the database and
  * its own cls; it must be safe to re-run after a commit whose outcome was

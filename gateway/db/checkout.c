@@ -7,7 +7,18 @@
 
 DB_STMT(checkout_begin,
         "SELECT gateway.checkout_begin($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, "
-        "$10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17, $18, $19)");
+        "$10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21, $22, "
+        "$23, $24, $25)");
+
+static void param_keys(db_params_t *p, const fraud_key_hashes_t *h)
+{
+    for (int i = 0; i < FRAUD_NKEYS; i++) {
+        if (h && h->have[i])
+            db_param_bytes(p, h->h[i], sizeof h->h[i]);
+        else
+            db_param_text(p, NULL);
+    }
+}
 
 db_status_t db_checkout_begin(db_conn_t *c, const gwdb_checkout_begin_t *b)
 {
@@ -32,6 +43,9 @@ db_status_t db_checkout_begin(db_conn_t *c, const gwdb_checkout_begin_t *b)
     db_param_text(&p, b->provider);
     db_param_text(&p, b->attempt_key);
     db_param_int(&p, b->lease_s);
+    param_keys(&p, b->vel);
+    db_param_int(&p, b->basket);
+    db_param_bool(&p, b->declined);
     PGresult *r;
     db_status_t s = db_exec(c, &checkout_begin, &p, &r);
     if (s == DB_OK && !db_bool(r, 0, 0))
@@ -67,7 +81,7 @@ db_status_t db_attempt_transition(db_conn_t *c, const char *payment_id, int done
 
 DB_STMT(checkout_finish,
         "SELECT body, http, changed FROM gateway.checkout_finish($1, $2, $3, $4, $5, $6, $7, $8, "
-        "$9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17)");
+        "$9, $10, $11, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21)");
 
 static const char *nz(const char *s)
 {
@@ -104,6 +118,7 @@ db_status_t db_checkout_finish(db_conn_t *c, const gwdb_checkout_finish_t *f,
     db_param_text(&p, f->error_json);
     db_param_text(&p, nz(f->event_type));
     db_param_text(&p, ev_id);
+    param_keys(&p, f->vel);
     PGresult *r;
     db_status_t s = db_exec(c, &checkout_finish, &p, &r);
     if (s != DB_OK)

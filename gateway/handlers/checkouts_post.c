@@ -28,6 +28,7 @@ typedef struct {
     gw_quote_t quote;
     fraud_bin_info_t bin;
     fraud_keys_t keys;
+    fraud_key_hashes_t key_hashes;
     fraud_result_t fraud;
     gw_providers_t *providers;
     prv_plan_t plan;
@@ -206,6 +207,7 @@ static enum MHD_Result score(co_t *x, bool *done)
     x->keys = (fraud_keys_t){.merchant_id = rq->auth.merchant_id, .currency = x->currency,
                              .fingerprint = x->card.fingerprint, .email = x->email,
                              .ip = x->ip ? x->ip : rq->client_ip, .device_id = x->device_id};
+    fraud_keys_hash(&x->keys, &x->key_hashes);
     fraud_features_t f;
     features(x, &f);
     db_conn_t *c = db_pool_acquire(gw.db);
@@ -258,15 +260,12 @@ typedef struct {
     bool declined;
 } begin_t;
 
+/* Commit 1: one statement (claim, checkout, payment, attempt 1, velocity). A
+ * fraud decline is finished in the same transaction. */
 static db_status_t begin_txn(db_conn_t *c, void *cls)
 {
     begin_t *t = cls;
     db_status_t s = db_checkout_begin(c, &t->b);
-    if (s != DB_OK)
-        return s;
-    fraud_event_t ev = {.keys = t->x->keys, .amount = t->b.amount,
-                        .basket = t->x->quote.subtotal, .attempt = true, .declined = t->declined};
-    s = fraud_velocity_record(c, &ev);
     if (s != DB_OK || !t->declined)
         return s;
     /* A fraud decline ends here, in the same commit: nothing reserved,
@@ -321,8 +320,10 @@ static enum MHD_Result begin(co_t *x, bool *done)
         .reservation_ttl_s = x->reservation_ttl, .fraud_json = fr,
         .payment_id = declined ? NULL : x->payment_id,
         .provider = declined ? NULL : x->plan.candidates[0]->name,
-        .attempt_key = declined ? NULL : x->attempt_key, .lease_s = (int)gw_cfg.checkout_lease_s};
-    db_status_t s = db_txn_run(gw.db, DB_READ_COMMITTED, "checkout_begin", begin_txn, &t);
+        .attempt_key = declined ? NULL : x->attempt_key, .lease_s = (int)gw_cfg.checkout_lease_s,
+        .vel = &x->key_hashes, .basket = x->quote.subtotal, .declined = declined};
+    db_status_t s = db_txn_run(gw.db, declined ? DB_READ_COMMITTED : DB_AUTOCOMMIT,
+                               "checkout_begin", begin_txn, &t);
     json_decref(card);
     json_decref(fraud);
     free(quote);
@@ -452,7 +453,7 @@ static enum MHD_Result pay(co_t *x)
     memset(&run, 0, sizeof run);
     int rc = prv_execute(&x->pay, &x->plan, NULL, &hooks, &run);
     gw_finish_ctx_t fc = {.checkout_id = x->checkout_id, .amount = x->quote.total,
-                          .review = x->review, .velocity = &x->keys};
+                          .review = x->review, .velocity = &x->key_hashes};
     prv_result_t res = run.result;
     if (run.nattempts > 0) {
         fc.attempt_seq = run.attempts[run.nattempts - 1].seq;

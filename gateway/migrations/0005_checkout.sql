@@ -189,7 +189,8 @@ GRANT USAGE, SELECT ON SEQUENCE gateway.events_seq_seq, gateway.outbox_id_seq
 -- silently dropped.
 CREATE FUNCTION gateway.emit_event(p_id text, p_merchant text, p_type text, p_object text,
                                    p_data jsonb) RETURNS void
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
     WITH ev AS (
         INSERT INTO gateway.events (id, merchant_id, type, object_id, data)
         VALUES (p_id, p_merchant, p_type, p_object, p_data)
@@ -199,15 +200,18 @@ LANGUAGE sql AS $$
     SELECT 'event', ev.merchant_id, ev.id, w.id, w.url FROM ev
     JOIN gateway.webhook_endpoints w ON w.merchant_id = ev.merchant_id AND w.enabled
      AND (ev.type = ANY (w.events) OR '*' = ANY (w.events));
+END;
 $$;
 
 -- The checkout object of API.md, built from the rows: the one renderer for
 -- responses, stored idempotent replies and event payloads. Absent parts
 -- (no order yet, no error) are left out; json_strip_nulls also writes it
--- compactly, in the order built here.
+-- compactly, in the order built here. PL/pgSQL rather than SQL so that its
+-- plan is cached per connection instead of parsed on every call.
 CREATE FUNCTION gateway.checkout_json(p_id text) RETURNS json
-LANGUAGE sql STABLE AS $$
-    SELECT json_strip_nulls(json_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT json_strip_nulls(json_build_object(
         'id', c.id,
         'object', 'checkout',
         'status', c.status,
@@ -239,7 +243,8 @@ LANGUAGE sql STABLE AS $$
                     FROM gateway.payments p WHERE p.checkout_id = c.id),
         'fraud', c.fraud,
         'error', c.error))
-    FROM gateway.checkouts c WHERE c.id = p_id;
+    FROM gateway.checkouts c WHERE c.id = p_id);
+END;
 $$;
 
 -- Commit 1 of a checkout: claim the idempotency key and record the checkout,
@@ -249,7 +254,9 @@ CREATE FUNCTION gateway.checkout_begin(
     p_merchant text, p_key text, p_hash bytea, p_checkout text, p_currency text,
     p_amount bigint, p_quote jsonb, p_token text, p_card jsonb, p_customer jsonb,
     p_shipping jsonb, p_capture boolean, p_reservation text, p_reservation_ttl integer,
-    p_fraud jsonb, p_payment text, p_provider text, p_attempt_key text, p_lease_s integer)
+    p_fraud jsonb, p_payment text, p_provider text, p_attempt_key text, p_lease_s integer,
+    p_vel_card bytea, p_vel_email bytea, p_vel_ip bytea, p_vel_device bytea, p_vel_basket bigint,
+    p_vel_declined boolean)
 RETURNS boolean
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -274,6 +281,10 @@ BEGIN
         INSERT INTO gateway.payment_attempts (payment_id, seq, provider, idempotency_key, state)
         VALUES (p_payment, 1, p_provider, p_attempt_key, 'pending');
     END IF;
+    -- the attempt counts toward fraud velocity in this same transaction
+    PERFORM gateway.fraud_event_record(p_merchant, NULL, p_currency, p_vel_card, p_vel_email,
+                                       p_vel_ip, p_vel_device, p_amount, p_vel_basket, true,
+                                       p_vel_declined, false);
     RETURN true;
 END;
 $$;
@@ -309,7 +320,8 @@ CREATE FUNCTION gateway.checkout_finish(
     p_checkout text, p_status text, p_http integer, p_attempt_seq integer,
     p_attempt_state text, p_attempt_ref text, p_attempt_reason text, p_attempt_hard boolean,
     p_payment_status text, p_provider text, p_provider_ref text, p_captured bigint,
-    p_order text, p_reservation text, p_error jsonb, p_event_type text, p_event_id text)
+    p_order text, p_reservation text, p_error jsonb, p_event_type text, p_event_id text,
+    p_vel_card bytea, p_vel_email bytea, p_vel_ip bytea, p_vel_device bytea)
 RETURNS TABLE (body text, http integer, changed boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -365,6 +377,12 @@ BEGIN
     UPDATE gateway.idempotency_keys SET state = 'done', response_status = p_http,
            response_body = v_body::text, updated_at = now()
      WHERE merchant_id = c.merchant_id AND key = c.idempotency_key;
+    IF p_status = 'declined' AND (p_vel_card IS NOT NULL OR p_vel_ip IS NOT NULL) THEN
+        -- a provider decline counts toward velocity (the attempt already did)
+        PERFORM gateway.fraud_event_record(c.merchant_id, NULL, c.currency, p_vel_card,
+                                           p_vel_email, p_vel_ip, p_vel_device, 0, 0, false,
+                                           true, false);
+    END IF;
     body := v_body::text;
     http := p_http;
     changed := true;
@@ -375,10 +393,12 @@ $$;
 GRANT EXECUTE ON FUNCTION gateway.emit_event(text, text, text, text, jsonb),
     gateway.checkout_json(text),
     gateway.checkout_begin(text, text, bytea, text, text, bigint, jsonb, text, jsonb, jsonb,
-                           jsonb, boolean, text, integer, jsonb, text, text, text, integer),
+                           jsonb, boolean, text, integer, jsonb, text, text, text, integer,
+                           bytea, bytea, bytea, bytea, bigint, boolean),
     gateway.attempt_transition(text, integer, text, text, text, integer, text, text, integer),
     gateway.checkout_finish(text, text, integer, integer, text, text, text, boolean, text, text,
-                            text, bigint, text, text, jsonb, text, text)
+                            text, bigint, text, text, jsonb, text, text, bytea, bytea, bytea,
+                            bytea)
     TO portcullis_gateway;
 
 -- After the checkout: capture, void and refund are operations recorded

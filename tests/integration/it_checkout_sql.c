@@ -48,9 +48,10 @@ static bool begin(const char *chk, const char *key, const char *pay)
                        "[{\"sku\":\"SKU-RED-MUG\",\"quantity\":2,\"unit_amount\":1299,\"amount\":2598}]}",
                        "tok_x", "{\"brand\":\"visa\",\"last4\":\"4242\"}", NULL, NULL, "t",
                        res, "900", "{\"score\":0}", pay, "stripe", chk, "60"};
+    /* no velocity keys: the event is still recorded, under no key */
     char *r = one("SELECT gateway.checkout_begin($1,$2,$3::bytea,$4,$5,$6::bigint,$7::jsonb,$8,"
                   "$9::jsonb,$10::jsonb,$11::jsonb,$12::boolean,$13,$14::int,$15::jsonb,$16,$17,"
-                  "$18,$19::int)",
+                  "$18,$19::int,NULL,NULL,NULL,NULL,2598,false)",
                   19, v);
     bool ok = r && r[0] == 't';
     free(r);
@@ -63,7 +64,7 @@ static char *finish(const char *chk, const char *status, const char *http)
                        "stripe", "pi_1", "2598", "ord_1", "commit", NULL, "order.confirmed",
                        "evt_1"};
     return one("SELECT changed::text FROM gateway.checkout_finish($1,$2,$3::int,$4::int,$5,$6,$7,"
-               "$8::boolean,$9,$10,$11,$12::bigint,$13,$14,$15::jsonb,$16,$17)",
+               "$8::boolean,$9,$10,$11,$12::bigint,$13,$14,$15::jsonb,$16,$17,NULL,NULL,NULL,NULL)",
                17, v);
 }
 
@@ -123,7 +124,8 @@ START_TEST(processing_then_final_answer_replaces_stored_reply)
     const char *v[] = {"chk_d", "processing", "202", "1", "unknown", NULL, NULL, "f", "processing",
                        "stripe", NULL, "0", NULL, "keep", NULL, NULL, "evt_x"};
     char *c = one("SELECT changed::text FROM gateway.checkout_finish($1,$2,$3::int,$4::int,$5,$6,$7,"
-                  "$8::boolean,$9,$10,$11,$12::bigint,$13,$14,$15::jsonb,$16,$17)",
+                  "$8::boolean,$9,$10,$11,$12::bigint,$13,$14,$15::jsonb,$16,$17,NULL,NULL,NULL,"
+                  "NULL)",
                   17, v);
     ck_assert_str_eq(c, "true");
     free(c);
