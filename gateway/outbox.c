@@ -226,7 +226,10 @@ static void items_free(outbox_item_t *items, int n)
     free(items);
 }
 
-/* One round: claim, deliver in parallel, record. Returns rows handled. */
+/* One round: lock due rows, deliver them in parallel, record the results,
+ * commit. The transaction stays open while the batch is delivered: its row
+ * locks are the lease, released by the database if this process dies.
+ * Returns rows handled. */
 static int round_once(void)
 {
     db_conn_t *c = db_pool_acquire(gw.db);
@@ -234,11 +237,12 @@ static int round_once(void)
         return 0;
     outbox_item_t *items = NULL;
     int n = 0;
-    double lease = (double)gw_cfg.outbox_timeout_ms / 1000.0 * 2 + 5;
-    db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, lease, gw_cfg.outbox_max_age_s,
-                                    &items, &n);
-    db_pool_release(c);
+    db_status_t s = db_exec_simple(c, "BEGIN");
+    if (s == DB_OK)
+        s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s, &items, &n);
     if (s != DB_OK || n == 0) {
+        PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
+        db_pool_release(c);
         items_free(items, n);
         return 0;
     }
@@ -254,11 +258,14 @@ static int round_once(void)
     batch_n = batch_next = batch_done = 0;
     pthread_mutex_unlock(&mu);
 
-    c = db_pool_acquire(gw.db);
-    s = c ? db_outbox_results(c, items, n) : DB_UNAVAILABLE;
+    s = db_outbox_results(c, items, n);
+    if (s == DB_OK)
+        s = db_exec_simple(c, "COMMIT");
+    else
+        PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
     db_pool_release(c);
     if (s != DB_OK)
-        log_warn("outbox: recording %d delivery results failed; they will be retried", n);
+        log_warn("outbox: recording %d delivery results failed; they will be delivered again", n);
     items_free(items, n);
     return n;
 }

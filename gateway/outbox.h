@@ -27,8 +27,9 @@ typedef struct {
     char error[200];
 } outbox_item_t;
 
-db_status_t db_outbox_claim(db_conn_t *c, int limit, double lease_s, int64_t max_age_s,
-                            outbox_item_t **items, int *n) PC_WUR;
+/* Locks up to `limit` due rows inside the caller's transaction. */
+db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, outbox_item_t **items,
+                            int *n) PC_WUR;
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
 
 #endif

@@ -7,23 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Locks due rows for the caller's open transaction: the row locks are the
+ * lease (a dispatcher that dies releases them with its connection), so a
+ * row is written once per delivery attempt (its result), not twice. */
 DB_STMT(outbox_claim,
-        "WITH due AS ("
-        " SELECT o.id, ev.type AS ev_type, extract(epoch FROM ev.created_at)::bigint AS ev_created,"
-        "  ev.data::text AS ev_data, w.url AS w_url, w.secret_sealed, "
-        "  CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END AS prev_sealed,"
-        "  (o.created_at < now() - make_interval(secs => $3::bigint)) AS too_old"
-        " FROM gateway.outbox o"
-        " LEFT JOIN gateway.events ev ON ev.id = o.event_id"
-        " LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = o.endpoint_id"
-        " WHERE o.state = 'pending' AND o.next_attempt_at <= now()"
-        " ORDER BY o.next_attempt_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED) "
-        "UPDATE gateway.outbox o SET attempts = o.attempts + 1, "
-        " next_attempt_at = now() + make_interval(secs => $2::double precision) "
-        "FROM due WHERE o.id = due.id "
-        "RETURNING o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
-        " COALESCE(o.endpoint_id, ''), COALESCE(due.w_url, o.target), o.attempts, due.too_old, "
-        " due.ev_type, due.ev_created, due.ev_data, due.secret_sealed, due.prev_sealed");
+        "SELECT o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
+        " COALESCE(o.endpoint_id, ''), COALESCE(w.url, o.target), o.attempts + 1, "
+        " (o.created_at < now() - make_interval(secs => $2::bigint)), "
+        " ev.type, extract(epoch FROM ev.created_at)::bigint, ev.data::text, w.secret_sealed, "
+        " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END "
+        "FROM gateway.outbox o "
+        "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
+        "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = o.endpoint_id "
+        "WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
+        "ORDER BY o.next_attempt_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED");
 
 static char *dup_or_null(const PGresult *r, int i, int col)
 {
@@ -31,15 +28,12 @@ static char *dup_or_null(const PGresult *r, int i, int col)
     return s ? strdup(s) : NULL;
 }
 
-db_status_t db_outbox_claim(db_conn_t *c, int limit, double lease_s, int64_t max_age_s,
-                            outbox_item_t **items, int *n)
+db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, outbox_item_t **items,
+                            int *n)
 {
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, limit);
-    char lease[32];
-    snprintf(lease, sizeof lease, "%.3f", lease_s);
-    db_param_text(&p, lease);
     db_param_int(&p, max_age_s);
     PGresult *r;
     *n = 0;
@@ -77,6 +71,7 @@ DB_STMT(outbox_results,
         "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
         " $4::text[]) AS v(id, state, delay, err)), "
         "upd AS (UPDATE gateway.outbox o SET state = v.state, last_error = v.err, "
+        " attempts = o.attempts + 1, "
         " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => v.delay) "
         "   ELSE o.next_attempt_at END, "
         " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END "
