@@ -259,23 +259,7 @@ static enum MHD_Result handle(sbx_req_t *rq)
         }
     }
     out_t o = route(rq, key);
-    if (!o.body) {
-        if (key)
-            sbx_idem_finish(key, 0, NULL);
-        return sbx_fault_fail(rq, &o.fault);
-    }
-    char *text = json_dumps_compact(o.body);
-    json_decref(o.body);
-    if (key)
-        sbx_idem_finish(key, o.store ? o.status : 0, o.store ? text : NULL);
-    enum MHD_Result res;
-    if (o.fault.mode != SBX_NONE && o.fault.after_processing)
-        res = sbx_fault_fail(rq, &o.fault);
-    else
-        res = sbx_reply_raw(rq, o.status, "application/json", text ? text : "{}",
-                            text ? strlen(text) : 2);
-    free(text);
-    return res;
+    return sbx_respond(rq, key, o.status, o.body, o.store, &o.fault);
 }
 
 static bool flag(const char *name, const char *value)

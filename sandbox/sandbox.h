@@ -75,6 +75,13 @@ sbx_fault_t sbx_fault_draw(void);
 /* Injects f on this request: 500 with a provider-neutral body, a TCP reset,
  * or holding the reply past any client timeout (then a reset). */
 enum MHD_Result sbx_fault_fail(sbx_req_t *rq, const sbx_fault_t *f);
+/* The common end of a payment operation in a provider dialect. body NULL:
+ * the fault struck before processing (the idempotency key is released and
+ * the fault injected). Otherwise the reply is stored under the key when
+ * `store` (or the key released), then sent, unless the fault says to fail
+ * after processing. `body` is stolen; key may be NULL. */
+enum MHD_Result sbx_respond(sbx_req_t *rq, const char *key, unsigned status, json_t *body,
+                            bool store, const sbx_fault_t *fault);
 /* The webhook receiver's "fail_next": answers true (and counts down) while
  * deliveries should fail. */
 bool sbx_fail_next_take(void);

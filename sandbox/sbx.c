@@ -274,6 +274,28 @@ enum MHD_Result sbx_fault_fail(sbx_req_t *rq, const sbx_fault_t *f)
     }
 }
 
+enum MHD_Result sbx_respond(sbx_req_t *rq, const char *key, unsigned status, json_t *body,
+                            bool store, const sbx_fault_t *fault)
+{
+    if (!body) { /* a fault before processing: nothing saved, nothing done */
+        if (key)
+            sbx_idem_finish(key, 0, NULL);
+        return sbx_fault_fail(rq, fault);
+    }
+    char *text = json_dumps_compact(body);
+    json_decref(body);
+    if (key)
+        sbx_idem_finish(key, store ? status : 0, store ? text : NULL);
+    enum MHD_Result res;
+    if (fault->mode != SBX_NONE && fault->after_processing)
+        res = sbx_fault_fail(rq, fault);
+    else
+        res = sbx_reply_raw(rq, status, "application/json", text ? text : "{}",
+                            text ? strlen(text) : 2);
+    free(text);
+    return res;
+}
+
 bool sbx_fail_next_take(void)
 {
     pthread_mutex_lock(&state_mu);

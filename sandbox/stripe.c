@@ -488,23 +488,7 @@ static enum MHD_Result post(sbx_req_t *rq)
         }
     }
     out_t o = route_post(rq, key);
-    if (!o.body) { /* a fault before processing: nothing saved, nothing done */
-        if (key)
-            sbx_idem_finish(key, 0, NULL);
-        return sbx_fault_fail(rq, &o.fault);
-    }
-    char *text = json_dumps_compact(o.body);
-    json_decref(o.body);
-    if (key)
-        sbx_idem_finish(key, o.store ? o.status : 0, o.store ? text : NULL);
-    enum MHD_Result res;
-    if (o.fault.mode != SBX_NONE && o.fault.after_processing)
-        res = sbx_fault_fail(rq, &o.fault);
-    else
-        res = sbx_reply_raw(rq, o.status, "application/json", text ? text : "{}",
-                            text ? strlen(text) : 2);
-    free(text);
-    return res;
+    return sbx_respond(rq, key, o.status, o.body, o.store, &o.fault);
 }
 
 static enum MHD_Result handle(sbx_req_t *rq)
