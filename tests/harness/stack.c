@@ -233,3 +233,17 @@ bool h_wait_until(bool (*cond)(void *), void *cls, int timeout_ms)
     }
     return cond(cls);
 }
+
+void h_luhn_card(const char *prefix8, int i, char out[20])
+{
+    snprintf(out, 20, "%.8s%07d", prefix8, i);
+    int sum = 0;
+    for (int k = 14, alt = 1; k >= 0; k--, alt = !alt) {
+        int d = out[k] - '0';
+        if (alt && (d *= 2) > 9)
+            d -= 9;
+        sum += d;
+    }
+    out[15] = (char)('0' + (10 - sum % 10) % 10);
+    out[16] = '\0';
+}

@@ -44,6 +44,9 @@ json_t *h_stack_deliveries(h_stack_t *s);
 /* GET /_sandbox/stock of the inventory sandbox for one SKU: field is
  * "on_hand", "reserved", "committed" or "available". */
 long h_stack_stock(h_stack_t *s, const char *sku, const char *field);
+/* A Luhn-valid 16-digit card number: an 8-digit prefix, then i (< 10^7) and
+ * the check digit. Distinct i, distinct cards (and fingerprints). */
+void h_luhn_card(const char *prefix8, int i, char out[20]);
 /* Waits until cond() is true or timeout_ms passes; returns cond's value. */
 bool h_wait_until(bool (*cond)(void *), void *cls, int timeout_ms);
 

@@ -26,20 +26,6 @@ typedef struct {
     char chk[TOTAL][64];
 } client_t;
 
-static void luhn_card(int i, char out[20])
-{
-    snprintf(out, 20, "45320000%07d", i);
-    int sum = 0;
-    for (int k = 14, alt = 1; k >= 0; k--, alt = !alt) {
-        int d = out[k] - '0';
-        if (alt && (d *= 2) > 9)
-            d -= 9;
-        sum += d;
-    }
-    out[15] = (char)('0' + (10 - sum % 10) % 10);
-    out[16] = '\0';
-}
-
 static void *client(void *arg)
 {
     client_t *c = arg;
@@ -109,7 +95,7 @@ START_TEST(sigkill_during_checkouts_loses_and_doubles_nothing)
     st = h_stack_start(&o);
     for (int i = 0; i < CARDS; i++) {
         char pan[20];
-        luhn_card(i + 1, pan);
+        h_luhn_card("45320000", i + 1, pan);
         tokens[i] = h_stack_token(st, pan);
     }
     h_sandbox_faults(st->stripe, "{\"mode\":\"latency\",\"latency_ms\":150}");

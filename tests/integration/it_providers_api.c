@@ -150,6 +150,14 @@ START_TEST(routing_rules_choose_the_provider)
     h_resp_free(&r);
     free(small);
     free(tok);
+
+    /* provider health is in /metrics too */
+    r = h_get(st->gw[0], "/metrics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "portcullis_provider_circuit_state"));
+    ck_assert_ptr_nonnull(strstr(r.body, "provider=\"adyen\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "portcullis_provider_calls_total"));
+    h_resp_free(&r);
 }
 END_TEST
 
