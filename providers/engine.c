@@ -32,16 +32,12 @@ const char *prv_outcome_str(prv_outcome_t o)
 
 prv_card_t *prv_card_new(void)
 {
-    prv_card_t *c = sodium_malloc(sizeof *c);
-    if (c)
-        memset(c, 0, sizeof *c);
-    return c;
+    return guarded_alloc(sizeof(prv_card_t)); /* zero-filled */
 }
 
 void prv_card_free(prv_card_t *card)
 {
-    if (card)
-        sodium_free(card); /* zeroes the pages first */
+    guarded_free(card); /* wiped at once */
 }
 
 static bool safe_id(const char *s)

@@ -51,7 +51,7 @@ prv_result_t prv_result_refused(const char *reason)
 
 bool prv_buf_init(prv_buf_t *b, size_t cap)
 {
-    b->p = sodium_malloc(cap);
+    b->p = guarded_alloc(cap);
     b->len = 0;
     b->cap = b->p ? cap : 0;
     b->failed = b->p == NULL;
@@ -62,8 +62,7 @@ bool prv_buf_init(prv_buf_t *b, size_t cap)
 
 void prv_buf_free(prv_buf_t *b)
 {
-    if (b->p)
-        sodium_free(b->p); /* zeroes before freeing */
+    guarded_free(b->p); /* wiped at once */
     b->p = NULL;
     b->len = b->cap = 0;
 }
@@ -77,13 +76,13 @@ static bool buf_room(prv_buf_t *b, size_t more)
     size_t nc = b->cap * 2;
     while (nc < b->len + more + 1)
         nc *= 2;
-    char *np = sodium_malloc(nc);
+    char *np = guarded_alloc(nc);
     if (!np) {
         b->failed = true;
         return false;
     }
     memcpy(np, b->p, b->len + 1);
-    sodium_free(b->p);
+    guarded_free(b->p);
     b->p = np;
     b->cap = nc;
     return true;

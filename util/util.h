@@ -164,6 +164,12 @@ typedef struct {
     size_t len;
 } secret_t;
 
+/* Guarded memory (guard pages, mlock'd, wiped when returned) for card data
+ * and credentials on hot paths, from a per-thread cache: zero-filled,
+ * free with guarded_free only. */
+void *guarded_alloc(size_t n) PC_WUR;
+void guarded_free(void *p);
+
 /* Reads a secret file; refuses files readable by group or others. */
 secret_t *secret_read_file(const char *path, char *err, size_t errlen) PC_WUR;
 secret_t *secret_from_bytes(const void *data, size_t len) PC_WUR;

@@ -470,10 +470,9 @@ vault_status_t vault_detokenize(vault_client_t *vc, const char *merchant_id, con
         return VAULT_NOT_FOUND;
     if (!id_ok(purpose, 32))
         return VAULT_ERROR;
-    vault_card_t *card = sodium_malloc(sizeof *card);
+    vault_card_t *card = guarded_alloc(sizeof *card); /* zero-filled */
     if (!card)
         return VAULT_ERROR;
-    memset(card, 0, sizeof *card);
     req_t r = {.op = OP_DETOKENIZE, .merchant = merchant_id, .token = token, .purpose = purpose};
     proto_msg_t m;
     vconn_t *c;
@@ -492,8 +491,7 @@ vault_status_t vault_detokenize(vault_client_t *vc, const char *merchant_id, con
 
 void vault_card_free(vault_card_t *card)
 {
-    if (card)
-        sodium_free(card); /* wipes before unmapping */
+    guarded_free(card); /* wiped at once */
 }
 
 vault_status_t vault_seal(vault_client_t *vc, const char *merchant_id, const char *context,

@@ -178,7 +178,7 @@ bool kr_init(db_pool_t *pool, const uint8_t kek[SEAL_KEY], char *err, size_t err
         snprintf(err, errlen, "cannot connect to the database");
         return false;
     }
-    db_status_t st;
+    db_status_t st = DB_ERROR;
     bool ok = load(c, err, errlen, &st);
     db_pool_release(c);
     if (!ok && st == DB_NOT_FOUND) {
