@@ -826,15 +826,13 @@ static bool flag(const char *name, const char *value)
 
 int main(int argc, char **argv)
 {
-    bool have_catalog = false;
-    for (int i = 1; i + 1 < argc; i++)
-        have_catalog |= !strcmp(argv[i], "--catalog");
-    if (!have_catalog) {
-        fprintf(stderr, "usage: sandbox-inventory --catalog FILE [--retain-seconds N] [--port N] "
-                        "[--port-file F] [--control-port N] [--control-port-file F]\n");
-        return 2;
-    }
     static const sbx_dialect_t d = {
-        .name = "inventory", .handler = handle, .control = control, .flag = flag};
+        .name = "inventory",
+        .handler = handle,
+        .control = control,
+        .flag = flag,
+        .required_flag = "--catalog",
+        .usage = "--catalog FILE [--retain-seconds N] [--port N] [--port-file F] "
+                 "[--control-port N] [--control-port-file F]"};
     return sbx_main(argc, argv, &d);
 }

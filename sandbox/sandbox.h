@@ -33,6 +33,10 @@ typedef struct {
     enum MHD_Result (*control)(sbx_req_t *rq, bool *handled);
     /* optional: extra command-line flag handling (--catalog FILE ...) */
     bool (*flag)(const char *name, const char *value);
+    /* optional: a dialect flag that must be given, and the usage line shown
+     * when it is not (after "usage: sandbox-<name> ") */
+    const char *required_flag;
+    const char *usage;
 } sbx_dialect_t;
 
 /* Common main: flags --port N (0 = any), --port-file F, --control-port N,

@@ -607,6 +607,7 @@ int sbx_main(int argc, char **argv, const sbx_dialect_t *d)
     log_setup(strdup(svc), LOG_INFO, 2);
     int64_t port = 0, cport = 0;
     const char *port_file = NULL, *cport_file = NULL;
+    bool have_required = !d->required_flag;
     for (int a = 1; a < argc; a++) {
         const char *n = argv[a], *v = a + 1 < argc ? argv[a + 1] : NULL;
         if (!strcmp(n, "--port") && v)
@@ -617,12 +618,17 @@ int sbx_main(int argc, char **argv, const sbx_dialect_t *d)
             cport = strtoll(argv[++a], NULL, 10);
         else if (!strcmp(n, "--control-port-file") && v)
             cport_file = argv[++a];
-        else if (d->flag && v && d->flag(n, v))
+        else if (d->flag && v && d->flag(n, v)) {
+            have_required |= d->required_flag && !strcmp(n, d->required_flag);
             a++;
-        else {
+        } else {
             fprintf(stderr, "%s: unknown or incomplete option %s\n", svc, n);
             return 2;
         }
+    }
+    if (!have_required) {
+        fprintf(stderr, "usage: %s %s\n", svc, d->usage ? d->usage : d->required_flag);
+        return 2;
     }
     sigset_t set;
     sigemptyset(&set);
