@@ -1,0 +1,57 @@
+# Where a benchmark's work goes: CPU time per process of the stack and
+# PostgreSQL's WAL, read before and after a run and divided by the units of
+# work done (checkouts, transactions). Sourced, not executed.
+#
+# On a machine whose CPUs are saturated, throughput is CPUs / (CPU per unit),
+# so these figures say which process a change has to make cheaper; WAL
+# records per unit count the row and index writes PostgreSQL did for it.
+
+# cost_cpu_snap FILE: "pid name ticks" for the stack's processes. Process
+# totals in /proc/PID/stat include every thread, live or exited; a process
+# that starts and ends between two snapshots (an autovacuum worker) is not
+# seen.
+cost_cpu_snap() {
+  local p cmd name
+  for p in /proc/[0-9]*; do
+    { cmd=$(tr '\0' ' ' < "$p/cmdline"); } 2>/dev/null || continue
+    case $cmd in
+      "postgres: portcullis_gateway "*) name=postgres:gateway ;;
+      "postgres: portcullis_vault "*) name=postgres:vault ;;
+      "postgres: portcullis_admin "*) continue ;; # this script's own psql
+      "postgres: "*|*/bin/postgres\ *) name=postgres:other ;;
+      */gatewayd\ *|*/vaultd\ *|*/sandbox-*) name=${cmd%% *}; name=${name##*/} ;;
+      *) continue ;;
+    esac
+    # fields after "(comm) ": utime and stime are the 12th and 13th
+    sed 's/^.*) //' "$p/stat" 2>/dev/null | awk -v pid="${p#/proc/}" -v n="$name" \
+      '{ print pid, n, $12 + $13 }'
+  done > "$1"
+}
+
+# cost_cpu_report BEFORE AFTER UNITS: milliseconds of CPU per unit by
+# process name, largest first, and their total.
+cost_cpu_report() {
+  awk -v units="$3" -v hz="$(getconf CLK_TCK)" '
+    FNR == NR { before[$1] = $3; next }
+    { used[$2] += $3 - (($1 in before) ? before[$1] : 0) }
+    END {
+      for (n in used) { ms = used[n] * 1000 / hz / units; total += ms
+                        printf "    %-20s %6.3f ms\n", n, ms }
+      printf "    %-20s %6.3f ms\n", "total", total
+    }' "$1" "$2" | sort -k2 -n -r
+}
+
+# cost_wal_snap BASE SECRETS: "records fpi bytes" of the whole cluster so far
+cost_wal_snap() {
+  pc_psql_admin "$1" "$2" postgres -Atc \
+    'SELECT wal_records, wal_fpi, wal_bytes FROM pg_stat_wal' | tr '|' ' '
+}
+
+# cost_wal_report "BEFORE" "AFTER" UNITS: WAL records, full-page images and
+# kilobytes per unit
+cost_wal_report() {
+  awk -v a="$1" -v b="$2" -v units="$3" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    printf "%.1f records, %.2f full-page images, %.1f KB", (y[1] - x[1]) / units,
+           (y[2] - x[2]) / units, (y[3] - x[3]) / 1024 / units }'
+}
