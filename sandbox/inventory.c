@@ -84,22 +84,6 @@ static struct {
 
 /* ------------------------------------------------------------- helpers */
 
-static json_t *error_json(const char *type, const char *code, const char *param,
-                          const char *message)
-{
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", type, "code", code, "message", message);
-    if (param)
-        json_object_set_new(e, "param", json_string(param));
-    return json_pack("{s:o}", "error", e);
-}
-
-static enum MHD_Result reply_jspec(sbx_req_t *rq, const jspec_error_t *je)
-{
-    char msg[320];
-    snprintf(msg, sizeof msg, "%s %s", je->param, je->reason);
-    return sbx_reply_json(rq, 400, err_body(je->code, je->param, msg));
-}
-
 /* Replies 400 and returns false when the request has no JSON object body;
  * with `optional`, an empty body is fine. */
 static bool body_is_object(sbx_req_t *rq, bool optional, enum MHD_Result *res)
@@ -462,7 +446,7 @@ static enum MHD_Result resolve_skus(sbx_req_t *rq, resv_req_t *q, bool *any)
     char param[32], msg[128];
     snprintf(param, sizeof param, "items[%d].sku", first);
     snprintf(msg, sizeof msg, "Unknown SKU %s.", q->skus[first]);
-    json_t *body = error_json("cart_error", "unknown_sku", param, msg);
+    json_t *body = sbx_error_json("cart_error", "unknown_sku", param, msg);
     json_t *e = json_object_get(body, "error");
     json_object_set_new(e, "sku", json_string(q->skus[first]));
     json_object_set_new(e, "skus", unknown);
@@ -532,7 +516,8 @@ static enum MHD_Result reply_short(sbx_req_t *rq, const resv_req_t *q, const int
             json_array_append_new(list, json_pack("{s:s, s:i, s:I}", "sku", q->skus[i], "requested",
                                                   (int)q->lines[i].quantity, "available",
                                                   (json_int_t)avail[i]));
-    json_t *body = error_json("cart_error", "out_of_stock", NULL, err_message(ERR_OUT_OF_STOCK));
+    json_t *body =
+        sbx_error_json("cart_error", "out_of_stock", NULL, err_message(ERR_OUT_OF_STOCK));
     json_object_set_new(body, "unavailable", list);
     return sbx_reply_json(rq, 409, body);
 }
@@ -541,7 +526,7 @@ static enum MHD_Result reply_short(sbx_req_t *rq, const resv_req_t *q, const int
 static enum MHD_Result reply_state(sbx_req_t *rq, unsigned status, const snap_t *s,
                                    const char *type, const char *code, const char *message)
 {
-    json_t *body = error_json(type, code, NULL, message);
+    json_t *body = sbx_error_json(type, code, NULL, message);
     json_object_set_new(body, "reservation", snap_json(s));
     return sbx_reply_json(rq, status, body);
 }
@@ -590,7 +575,7 @@ static enum MHD_Result reservation_put(sbx_req_t *rq, const char *id, const sbx_
     snprintf(q->id, sizeof q->id, "%s", id);
     jspec_error_t je;
     if (!reserve_parse(rq->json, q, &je)) {
-        res = reply_jspec(rq, &je);
+        res = sbx_reply_jspec(rq, &je);
     } else {
         bool unknown = false;
         res = resolve_skus(rq, q, &unknown);
@@ -632,7 +617,7 @@ static enum MHD_Result reservation_act(sbx_req_t *rq, const char *id, act_t act,
     const jspec_field_t none[] = {JSPEC_END};
     jspec_error_t je;
     if (rq->json && !jspec_parse(rq->json, none, "", &je))
-        return reply_jspec(rq, &je);
+        return sbx_reply_jspec(rq, &je);
     snap_t *s = malloc(sizeof *s);
     bool found = transition_locked(id, act, s);
     if (found && f->mode != SBX_NONE && f->after_processing)
@@ -735,7 +720,7 @@ static enum MHD_Result stock_post(sbx_req_t *rq)
     };
     jspec_error_t je;
     if (!jspec_parse(rq->json, spec, "", &je))
-        return reply_jspec(rq, &je);
+        return sbx_reply_jspec(rq, &je);
     int64_t idx = stock_find(sku);
     if (idx < 0)
         return sbx_reply_json(rq, 404, err_body(ERR_RESOURCE_MISSING, "sku", "No such SKU."));

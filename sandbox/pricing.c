@@ -109,22 +109,6 @@ static item_t *item_find(const char *sku)
     return v ? &cat.items[json_integer_value(v)] : NULL;
 }
 
-static json_t *error_json(const char *type, const char *code, const char *param,
-                          const char *message)
-{
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", type, "code", code, "message", message);
-    if (param)
-        json_object_set_new(e, "param", json_string(param));
-    return json_pack("{s:o}", "error", e);
-}
-
-static enum MHD_Result reply_jspec(sbx_req_t *rq, const jspec_error_t *je)
-{
-    char msg[320];
-    snprintf(msg, sizeof msg, "%s %s", je->param, je->reason);
-    return sbx_reply_json(rq, 400, err_body(je->code, je->param, msg));
-}
-
 /* Replies 400 and returns false when the request has no JSON object body. */
 static bool body_is_object(sbx_req_t *rq, enum MHD_Result *res)
 {
@@ -399,7 +383,8 @@ static enum MHD_Result reply_unpriceable(sbx_req_t *rq, quote_t *q, int ci, bool
         snprintf(msg, sizeof msg, "Unknown SKU %s.", q->line[at].sku);
     else
         snprintf(msg, sizeof msg, "SKU %s is not sold in %s.", q->line[at].sku, q->currency);
-    json_t *body = error_json("cart_error", u ? "unknown_sku" : "currency_not_priced", param, msg);
+    json_t *body =
+        sbx_error_json("cart_error", u ? "unknown_sku" : "currency_not_priced", param, msg);
     json_t *e = json_object_get(body, "error");
     json_object_set_new(e, "sku", json_string(q->line[at].sku));
     json_object_set_new(e, "skus", u ? json_incref(unknown) : json_incref(unpriced));
@@ -449,7 +434,7 @@ static enum MHD_Result quote_post(sbx_req_t *rq)
     quote_t *q = calloc(1, sizeof *q);
     jspec_error_t je;
     if (!quote_parse(rq->json, q, &je)) {
-        res = reply_jspec(rq, &je);
+        res = sbx_reply_jspec(rq, &je);
         free(q);
         return res;
     }
@@ -461,8 +446,9 @@ static enum MHD_Result quote_post(sbx_req_t *rq)
         if (cat.tax_bps[cc] < 0) {
             char msg[96];
             snprintf(msg, sizeof msg, "The shop does not ship to %s.", q->country);
-            res = sbx_reply_json(
-                rq, 422, error_json("cart_error", "country_not_served", "shipping.country", msg));
+            res = sbx_reply_json(rq, 422,
+                                 sbx_error_json("cart_error", "country_not_served",
+                                                "shipping.country", msg));
         } else {
             res = sbx_reply_json(rq, 200, quote_json(q, ci, cc));
         }
@@ -534,7 +520,7 @@ static enum MHD_Result prices_post(sbx_req_t *rq)
     };
     jspec_error_t je;
     if (!jspec_parse(rq->json, spec, "", &je))
-        return reply_jspec(rq, &je);
+        return sbx_reply_jspec(rq, &je);
     if (!currency != !has_unit)
         return sbx_reply_json(rq, 400,
                               err_body(ERR_PARAMETER_MISSING, currency ? "unit_amount" : "currency",

@@ -47,6 +47,12 @@ int sbx_main(int argc, char **argv, const sbx_dialect_t *d);
 enum MHD_Result sbx_reply_json(sbx_req_t *rq, unsigned status, json_t *body /* stolen */);
 enum MHD_Result sbx_reply_raw(sbx_req_t *rq, unsigned status, const char *ctype, const char *body,
                               size_t len);
+/* The platform services' error body (API.md): {"error": {type, code,
+ * message, param}}; param may be NULL. */
+json_t *sbx_error_json(const char *type, const char *code, const char *param,
+                       const char *message);
+/* 400 naming the field a jspec parse refused. */
+enum MHD_Result sbx_reply_jspec(sbx_req_t *rq, const jspec_error_t *je);
 /* Drops the connection with a TCP reset and no response. */
 enum MHD_Result sbx_reset(sbx_req_t *rq);
 const char *sbx_header(sbx_req_t *rq, const char *name);

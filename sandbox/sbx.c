@@ -363,6 +363,22 @@ static enum MHD_Result faults_post(sbx_req_t *rq)
 
 /* -------------------------------------------------------------- replies */
 
+json_t *sbx_error_json(const char *type, const char *code, const char *param,
+                       const char *message)
+{
+    json_t *e = json_pack("{s:s, s:s, s:s}", "type", type, "code", code, "message", message);
+    if (param)
+        json_object_set_new(e, "param", json_string(param));
+    return json_pack("{s:o}", "error", e);
+}
+
+enum MHD_Result sbx_reply_jspec(sbx_req_t *rq, const jspec_error_t *je)
+{
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s %s", je->param, je->reason);
+    return sbx_reply_json(rq, 400, err_body(je->code, je->param, msg));
+}
+
 enum MHD_Result sbx_reply_raw(sbx_req_t *rq, unsigned status, const char *ctype, const char *body,
                               size_t len)
 {

@@ -58,15 +58,6 @@ static struct {
 
 /* ------------------------------------------------------------- helpers */
 
-static json_t *error_json(const char *type, const char *code, const char *param,
-                          const char *message)
-{
-    json_t *e = json_pack("{s:s, s:s, s:s}", "type", type, "code", code, "message", message);
-    if (param)
-        json_object_set_new(e, "param", json_string(param));
-    return json_pack("{s:o}", "error", e);
-}
-
 static void counter_add(int64_t *c)
 {
     pthread_mutex_lock(&ev_mu);
@@ -309,7 +300,7 @@ static enum MHD_Result reject(sbx_req_t *rq, sigcheck_t why)
     log_json(LOG_INFO, "delivery rejected", json_pack("{s:s}", "reason", sig_codes[why]));
     return sbx_reply_json(
         rq, 400,
-        error_json("invalid_request_error", sig_codes[why], "Portcullis-Signature", msgs[why]));
+        sbx_error_json("invalid_request_error", sig_codes[why], "Portcullis-Signature", msgs[why]));
 }
 
 static enum MHD_Result deliver(sbx_req_t *rq)
@@ -317,7 +308,7 @@ static enum MHD_Result deliver(sbx_req_t *rq)
     if (sbx_fail_next_take()) {
         counter_add(&ev.injected);
         return sbx_reply_json(rq, 500,
-                              error_json("api_error", "injected_failure", NULL,
+                              sbx_error_json("api_error", "injected_failure", NULL,
                                          "sandbox: failing this delivery (fail_next)"));
     }
     sbx_fault_t f = sbx_fault_draw();
