@@ -252,6 +252,34 @@ static void sleep_ms(int ms)
     }
 }
 
+/* A call shorter than this is not worth starting before a deadline. */
+#define MIN_CALL_MS 200
+
+/* The milliseconds left before o's deadline after waiting wait_ms (a large
+ * number when there is no deadline). */
+static int64_t left_ms(const prv_options_t *o, int wait_ms)
+{
+    if (!o->deadline_us)
+        return INT64_MAX / 2;
+    return (o->deadline_us - time_mono_us()) / 1000 - wait_ms;
+}
+
+/* cfg with its timeouts cut to what is left before the deadline: a call that
+ * is still in flight when the lease ends could race the recovery worker. */
+static prv_config_t bounded(const prv_config_t *cfg, int64_t left)
+{
+    prv_config_t c = *cfg; /* shallow: the credentials stay cfg's */
+    long total = c.timeout_ms > 0 ? c.timeout_ms : 5000;
+    long conn = c.connect_timeout_ms > 0 ? c.connect_timeout_ms : 2000;
+    if (left < total)
+        total = (long)left;
+    if (conn > total)
+        conn = total;
+    c.timeout_ms = total;
+    c.connect_timeout_ms = conn;
+    return c;
+}
+
 /* Settles an unknown authorization by looking it up at the same provider.
  * Returns the attempt's outcome, or the original unknown result. */
 static prv_result_t resolve(const prv_config_t *cfg, const prv_payment_t *pay,
@@ -262,9 +290,13 @@ static prv_result_t resolve(const prv_config_t *cfg, const prv_payment_t *pay,
     prv_copy(ref, sizeof ref, first.provider_ref);
     int not_found = 0, pause = o->lookup_backoff_ms;
     for (int k = 0; k < o->lookup_attempts; k++) {
+        int64_t left = left_ms(o, pause);
+        if (left < MIN_CALL_MS)
+            break; /* the lease ends first: the recovery worker settles it */
         sleep_ms(pause);
         pause *= 2;
-        prv_result_t l = prv_lookup(cfg, pay, key, ref, card);
+        prv_config_t c = bounded(cfg, left);
+        prv_result_t l = prv_lookup(&c, pay, key, ref, card);
         if (l.provider_ref[0])
             prv_copy(ref, sizeof ref, l.provider_ref);
         switch (l.outcome) {
@@ -297,6 +329,10 @@ static prv_options_t options(const prv_options_t *opt)
         o.lookup_backoff_ms = opt->lookup_backoff_ms;
     if (opt && opt->not_found_confirmations > 0)
         o.not_found_confirmations = opt->not_found_confirmations;
+    if (opt && opt->deadline_us > 0) {
+        o.deadline_us = opt->deadline_us;
+        o.renew_us = opt->renew_us;
+    }
     return o;
 }
 
@@ -315,11 +351,17 @@ static prv_result_t attempt(const prv_config_t *cfg, const prv_payment_t *pay,
                             const prv_card_t *card, const char *key, const prv_options_t *o)
 {
     prv_result_t r = {0};
+    int64_t left = left_ms(o, 0);
+    if (left < MIN_CALL_MS) {
+        prv_result_set(&r, PRV_UNAVAILABLE, false, "deadline", NULL); /* nothing sent */
+        return r;
+    }
     if (!prv_health_acquire(merchant_of(cfg, pay), cfg->name)) {
         prv_result_set(&r, PRV_UNAVAILABLE, false, "circuit_open", NULL);
         return r;
     }
-    r = prv_authorize(cfg, pay, card, key);
+    prv_config_t c = bounded(cfg, left);
+    r = prv_authorize(&c, pay, card, key);
     if (r.outcome == PRV_UNKNOWN)
         r = resolve(cfg, pay, card, key, o, r);
     return r;
@@ -342,20 +384,26 @@ int prv_execute(const prv_payment_t *pay, const prv_plan_t *plan, const prv_opti
         a->seq = i + 1;
         prv_copy(a->provider, sizeof a->provider, cfg->name);
         prv_attempt_key(pay->payment_id, a->seq, a->idempotency_key);
+        if (i > 0 && left_ms(&o, 0) < MIN_CALL_MS)
+            break; /* out of time: the last unavailable result stands */
+        int64_t t_hook = time_mono_us();
         if (i > 0 && hooks && hooks->transition &&
             hooks->transition(hooks->cls, &out->attempts[i - 1], a) != 0) {
             rc = -1; /* the next attempt was not recorded: it must not run */
             break;
         }
-        out->nattempts = i + 1;
+        if (i > 0 && o.deadline_us && o.renew_us > 0)
+            o.deadline_us = t_hook + o.renew_us;
         if (!card &&
             (!hooks || !hooks->fetch_card || hooks->fetch_card(hooks->cls, &card) != 0 || !card)) {
+            /* nothing was sent for this attempt, so it is not counted: the
+             * caller can tell "card unavailable" from an unknown outcome */
             card = NULL;
-            prv_result_set(&a->result, PRV_UNAVAILABLE, false, "card_unavailable", NULL);
-            out->result = a->result;
+            prv_result_set(&out->result, PRV_UNAVAILABLE, false, "card_unavailable", NULL);
             rc = -1;
             break;
         }
+        out->nattempts = i + 1;
         a->result = attempt(cfg, pay, card, a->idempotency_key, &o);
         out->result = a->result;
         if (a->result.outcome != PRV_UNAVAILABLE)

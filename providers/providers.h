@@ -188,6 +188,15 @@ typedef struct {
     int lookup_backoff_ms;       /* first pause, doubled each time (default 100) */
     int not_found_confirmations; /* "no such payment" answers needed before it
                                   * counts as not charged (default 2) */
+    /* The run's ownership of its payment ends at deadline_us (time_mono_us;
+     * 0 = no deadline): no call starts later, and every call's timeouts are
+     * cut so that it ends by then. A caller whose recorded lease lets a
+     * recovery worker take over the payment sets it to the lease's end less
+     * a margin, so the two never have calls in flight at once. After each
+     * successful hooks->transition the deadline becomes (the time taken just
+     * before the hook) + renew_us, matching a lease renewed by the hook. */
+    int64_t deadline_us;
+    int64_t renew_us;
 } prv_options_t;
 
 typedef struct {
@@ -210,9 +219,12 @@ typedef struct {
  * A candidate whose circuit is open (or half-open without a free probe) is
  * not called and ends unavailable/circuit_open. Health is recorded for every
  * call and lookup. Nothing here touches a database.
+ * Past opt->deadline_us no call starts: a lookup still due leaves the
+ * outcome unknown, a next candidate is not tried (the last unavailable
+ * result stands).
  * Returns 0 when the run ended on its own (out->result says how), -1 when a
- * hook failed (fetch_card: nothing was sent; transition: stopped before the
- * next call). opt may be NULL. */
+ * hook failed (fetch_card: nothing was sent and nattempts is 0; transition:
+ * stopped before the next call). opt may be NULL. */
 int prv_execute(const prv_payment_t *pay, const prv_plan_t *plan, const prv_options_t *opt,
                 const prv_hooks_t *hooks, prv_run_t *out) PC_WUR;
 

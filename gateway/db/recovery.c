@@ -1,7 +1,10 @@
 /* What the recovery worker claims: checkouts whose request died or whose
  * provider outcome is still unknown, and payment operations left pending.
  * Claims extend a lease under FOR UPDATE SKIP LOCKED, so several instances
- * never work on the same row. */
+ * never work on the same row. A claimed pending checkout becomes
+ * 'processing' at once: its request lost its lease, and from now on it can
+ * no longer record another provider attempt (gateway.attempt_transition
+ * requires 'pending'); the claim reports the status it had before. */
 #include "gateway/recovery_db.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,15 +17,16 @@ static void cpy(char *dst, size_t n, const PGresult *r, int i, int col)
 }
 
 DB_STMT(claim_checkouts,
-        "UPDATE gateway.checkouts c SET lease_until = now() + make_interval(secs => $2::int) "
-        "FROM (SELECT id, payment_id FROM gateway.checkouts "
+        "UPDATE gateway.checkouts c SET lease_until = now() + make_interval(secs => $2::int), "
+        " status = 'processing' "
+        "FROM (SELECT id, payment_id, status FROM gateway.checkouts "
         "      WHERE status IN ('pending', 'processing') AND lease_until < now() "
         "      ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED) s "
         "LEFT JOIN LATERAL (SELECT a.seq, a.provider, a.idempotency_key, a.state, a.provider_ref "
         "      FROM gateway.payment_attempts a WHERE a.payment_id = s.payment_id "
         "      ORDER BY a.seq DESC LIMIT 1) la ON true "
         "WHERE c.id = s.id "
-        "RETURNING c.id, c.merchant_id, c.status, COALESCE(c.payment_id, ''), c.amount, "
+        "RETURNING c.id, c.merchant_id, s.status, COALESCE(c.payment_id, ''), c.amount, "
         " c.currency, c.token, c.capture, COALESCE(c.fraud->>'decision', ''), "
         " COALESCE(c.card->>'brand', ''), COALESCE(c.shipping->>'country', ''), "
         " la.seq IS NOT NULL, COALESCE(la.seq, 0), COALESCE(la.provider, ''), "
@@ -73,6 +77,7 @@ DB_STMT(claim_ops,
         "UPDATE gateway.payment_operations o SET updated_at = now() "
         "FROM (SELECT id FROM gateway.payment_operations WHERE state IN ('pending', 'unknown') "
         "      AND updated_at < now() - make_interval(secs => $2::int) "
+        "      AND created_at > now() - interval '23 hours' "
         "      ORDER BY updated_at LIMIT $1 FOR UPDATE SKIP LOCKED) s, gateway.payments p "
         "WHERE o.id = s.id AND p.id = o.payment_id "
         "RETURNING o.id, o.kind, o.amount, o.idempotency_key, p.merchant_id, "

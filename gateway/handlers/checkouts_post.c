@@ -36,6 +36,7 @@ typedef struct {
     char checkout_id[IDS_MAX], payment_id[IDS_MAX], reservation_id[IDS_MAX + 8];
     char attempt_key[PRV_KEY_MAX];
     int reservation_ttl;
+    int64_t lease_t0; /* time_mono_us() just before commit 1 set the lease */
     bool review;
 } co_t;
 
@@ -322,6 +323,7 @@ static enum MHD_Result begin(co_t *x, bool *done)
         .provider = declined ? NULL : x->plan.candidates[0]->name,
         .attempt_key = declined ? NULL : x->attempt_key, .lease_s = (int)gw_cfg.checkout_lease_s,
         .vel = &x->key_hashes, .basket = x->quote.subtotal, .declined = declined};
+    x->lease_t0 = time_mono_us(); /* not later than the database's now() for the lease */
     db_status_t s = db_txn_run(gw.db, declined ? DB_READ_COMMITTED : DB_AUTOCOMMIT,
                                "checkout_begin", begin_txn, &t);
     json_decref(card);
@@ -445,13 +447,29 @@ static int hook_fetch_card(void *cls, prv_card_t **out)
     return 0;
 }
 
+/* How long this request may keep calling providers after it (re)set its
+ * lease: the lease less a margin for timer slack and clock rates, so no call
+ * of ours is in flight once the recovery worker may take the checkout over. */
+static int64_t provider_budget_us(void)
+{
+    int64_t lease = (int64_t)gw_cfg.checkout_lease_s * 1000000;
+    int64_t margin = lease / 10;
+    if (margin < 2000000)
+        margin = 2000000;
+    if (margin > 10000000)
+        margin = 10000000;
+    return lease - margin;
+}
+
 static enum MHD_Result pay(co_t *x)
 {
     gw_request_t *rq = x->rq;
     prv_hooks_t hooks = {.transition = hook_transition, .fetch_card = hook_fetch_card, .cls = x};
+    prv_options_t opt = {.deadline_us = x->lease_t0 + provider_budget_us(),
+                         .renew_us = provider_budget_us()};
     prv_run_t run;
     memset(&run, 0, sizeof run);
-    int rc = prv_execute(&x->pay, &x->plan, NULL, &hooks, &run);
+    int rc = prv_execute(&x->pay, &x->plan, &opt, &hooks, &run);
     gw_finish_ctx_t fc = {.checkout_id = x->checkout_id, .amount = x->quote.total,
                           .review = x->review, .velocity = &x->key_hashes};
     prv_result_t res = run.result;

@@ -247,6 +247,64 @@ START_TEST(primary_down_fails_over_with_one_charge)
 }
 END_TEST
 
+static void stripe_timeout(int ms)
+{
+    char body[512], url[256];
+    snprintf(body, sizeof body,
+             "{\"type\":\"stripe\",\"base_url\":\"%s\",\"credentials\":{\"secret_key\":"
+             "\"sk_test_portcullis_sandbox\"},\"priority\":1,\"connect_timeout_ms\":500,"
+             "\"timeout_ms\":%d}",
+             st->stripe->url, ms);
+    snprintf(url, sizeof url, "%s/v1/providers/stripe", st->gw[0]->url);
+    h_resp_t r = h_http("PUT", url, st->m.sk, body, NULL);
+    ck_assert_msg(r.status == 200 || r.status == 201, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    usleep(300 * 1000); /* the provider cache drops on NOTIFY */
+}
+
+static bool settled(void *cls)
+{
+    char path[160];
+    snprintf(path, sizeof path, "/v1/checkouts/%s", (const char *)cls);
+    h_resp_t g = h_get(st->gw[0], path, st->m.sk);
+    const char *s = h_json_str(g.json, "status");
+    bool done = g.status == 200 && s && strcmp(s, "processing") != 0 && strcmp(s, "pending") != 0;
+    h_resp_free(&g);
+    return done;
+}
+
+/* The request owns its checkout only for its lease (10 s here); after that
+ * the recovery worker may take it over. A provider that may take 20 s is cut
+ * off before the lease ends, the outcome stays unknown (202), no second
+ * provider is tried, and recovery settles it with at most the one charge. */
+START_TEST(a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends)
+{
+    long charges = h_stack_charges(st, NULL);
+    stripe_timeout(20000);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"latency\",\"latency_ms\":14000}");
+    int64_t t0 = time_mono_us();
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    int64_t ms = (time_mono_us() - t0) / 1000;
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    stripe_timeout(2000);
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    ck_assert_msg(ms < 10000, "provider calls ran %lld ms, past the 10 s lease", (long long)ms);
+    char *id = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    ck_assert(h_wait_until(settled, id, 60000));
+    char path[160];
+    snprintf(path, sizeof path, "/v1/checkouts/%s", id);
+    h_resp_t g = h_get(st->gw[0], path, st->m.sk);
+    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(g.json, "payment"),
+                                                     "attempts")), 1);
+    ck_assert_str_eq(h_json_str(g.json, "payment.attempts.0.provider"), "stripe");
+    bool paid = !strcmp(h_json_str(g.json, "status"), "succeeded");
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, paid ? 1 : 0);
+    h_resp_free(&g);
+    free(id);
+}
+END_TEST
+
 START_TEST(authorize_only_then_capture_partially)
 {
     h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2, "{\"payment\":{\"capture\":false}}");
@@ -276,6 +334,7 @@ int main(void)
     tcase_add_test(tc, outages_answer_503_and_charge_nothing);
     tcase_add_test(tc, primary_down_fails_over_with_one_charge);
     tcase_add_test(tc, authorize_only_then_capture_partially);
+    tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }

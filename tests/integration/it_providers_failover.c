@@ -292,6 +292,7 @@ START_TEST(failed_recording_stops_before_the_next_call)
     h_sandbox_faults(sb[0], "{\"mode\":\"none\"}");
     ck_assert_int_eq(run_payment("pay_nocard", &nocard, &run), -1);
     ck_assert_str_eq(run.result.reason, "card_unavailable");
+    ck_assert_int_eq(run.nattempts, 0); /* nothing sent: not an unknown outcome */
     ck_assert_int_eq(t_charges(sb[0], NULL) + t_charges(sb[1], NULL), 0);
     teardown_pair();
 }
