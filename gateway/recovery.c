@@ -5,7 +5,10 @@
  * outcome; authoritatively absent → failed and its reservation released;
  * still unknown → marked processing and tried again later. Payment
  * operations left pending are re-sent with their own idempotency key until
- * the provider answers. Any number of instances can run it. */
+ * the provider answers, for 23 hours: past that a provider may have forgotten
+ * the key (Stripe keeps them 24 hours) and a re-send could move the money a
+ * second time, so the operation stays unknown for a person to settle. Any
+ * number of instances can run it. */
 #include "gateway/recovery_db.h"
 #include "gateway/checkout_flow.h"
 #include "vault/vault.h"
@@ -123,6 +126,13 @@ static db_status_t op_idem_txn(db_conn_t *c, void *cls)
 static void recover_op(const gw_stale_op_t *so)
 {
     prv_result_t res = gw_op_call(so->merchant_id, &so->op);
+    /* An earlier try may have reached the provider, so only the provider's
+     * own word ends the operation: done, or refused (declined). A retry that
+     * was not sent, was rate limited or refused our credentials, or could not
+     * even read the settings proves nothing about the earlier try; marking
+     * it failed would free the amount for a second refund of the same money. */
+    if (res.outcome == PRV_UNAVAILABLE)
+        res.outcome = PRV_UNKNOWN;
     const char *state;
     if (gw_op_complete(so->merchant_id, &so->op, &res, &state) != DB_OK ||
         !strcmp(state, "unknown"))

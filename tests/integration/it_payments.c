@@ -120,6 +120,63 @@ START_TEST(capture_refund_void_rules)
 }
 END_TEST
 
+static long op_state_is(const char *id, const char *state)
+{
+    return h_sql_long(st->db, "SELECT count(*) FROM gateway.payment_operations WHERE id = '%s' "
+                              "AND state = '%s'", id, state);
+}
+
+static long op_touched(const char *id)
+{
+    return h_sql_long(st->db, "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint FROM "
+                              "gateway.payment_operations WHERE id = '%s'", id);
+}
+
+/* A refund whose outcome is unknown ends only on the provider's word: the
+ * recovery worker's re-send that cannot even reach the provider leaves it
+ * unknown (the first try may have moved the money), and the next re-send
+ * that gets through settles it as the one refund it was. */
+START_TEST(unknown_refund_stays_unknown_until_the_provider_answers)
+{
+    h_resp_t c = checkout_as("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
+    char *pay = strdup(h_json_str(c.json, "payment.id"));
+    long total = (long)h_json_int(c.json, "order.total");
+    h_resp_free(&c);
+    /* refunded, and the reply held past gatewayd's 2 s timeout */
+    h_sandbox_faults(st->stripe,
+                     "{\"mode\":\"timeout\",\"after_processing\":true,\"hold_ms\":2500}");
+    h_resp_t r = op(pay, "refunds", "{\"amount\":300}", "unk-1");
+    h_sandbox_faults(st->stripe, "{\"mode\":\"down\"}");
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    char *id = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    ck_assert_int_eq(op_state_is(id, "unknown"), 1);
+    /* the worker's first re-send meets a provider that refuses connections */
+    long before = op_touched(id);
+    for (int i = 0; i < 400 && op_touched(id) == before; i++)
+        usleep(100 * 1000);
+    ck_assert_msg(op_touched(id) != before, "the recovery worker never re-sent the refund");
+    usleep(1000 * 1000);
+    ck_assert_int_eq(op_state_is(id, "failed"), 0);
+    ck_assert_int_eq(op_state_is(id, "unknown"), 1);
+    /* a second refund cannot use the amount the unknown one may have taken */
+    char over[48];
+    snprintf(over, sizeof over, "{\"amount\":%ld}", total - 299);
+    r = op(pay, "refunds", over, NULL);
+    h_assert_error(&r, 400, ERR_AMOUNT_TOO_LARGE);
+    h_resp_free(&r);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    for (int i = 0; i < 400 && !op_state_is(id, "succeeded"); i++)
+        usleep(100 * 1000);
+    ck_assert_int_eq(op_state_is(id, "succeeded"), 1);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT refunded_amount FROM gateway.payments WHERE "
+                                        "id = '%s'", pay), 300);
+    free(id);
+    free(pay);
+}
+END_TEST
+
 START_TEST(card_testing_from_one_ip_is_declined_by_fraud)
 {
     long charges = h_stack_charges(st, NULL);
@@ -310,6 +367,7 @@ int main(void)
     TCase *tc = h_tcase("payments", 900);
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, capture_refund_void_rules);
+    tcase_add_test(tc, unknown_refund_stays_unknown_until_the_provider_answers);
     tcase_add_test(tc, card_testing_from_one_ip_is_declined_by_fraud);
     tcase_add_test(tc, refused_card_numbers_count_against_the_ip);
     tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
