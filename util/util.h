@@ -55,7 +55,8 @@ void log_msg(log_level_t lvl, const char *fmt, ...) PC_PRINTF(2, 3);
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
-/* Mask every Luhn-valid run of 13-19 digits in place (keeps BIN and last4). */
+/* Masks in place every Luhn-valid window of 12-19 digits in a run of digits
+ * (single spaces or dashes may separate them), keeping BIN and last4. */
 size_t log_mask_pans(char *s, size_t len);
 
 /* ------------------------------------------------------------------------
@@ -169,6 +170,17 @@ typedef struct {
  * free with guarded_free only. */
 void *guarded_alloc(size_t n) PC_WUR;
 void guarded_free(void *p);
+
+/* Ordinary heap that is wiped when given back (util/wipe.c): for buffers
+ * that may hold card data or credentials but are not worth guarded pages,
+ * such as request bodies. wipe_install makes jansson and libcurl use it;
+ * call it once at start instead of curl_global_init. */
+void *wipe_malloc(size_t n) PC_WUR;
+void *wipe_realloc(void *p, size_t n) PC_WUR;
+void *wipe_calloc(size_t nmemb, size_t size) PC_WUR;
+char *wipe_strdup(const char *s) PC_WUR;
+void wipe_free(void *p);
+int wipe_install(void) PC_WUR;
 
 /* Reads a secret file; refuses files readable by group or others. */
 secret_t *secret_read_file(const char *path, char *err, size_t errlen) PC_WUR;

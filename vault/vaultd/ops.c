@@ -216,7 +216,11 @@ static uint8_t op_detokenize(vd_conn_t *c, const proto_msg_t *m, proto_writer_t 
     }
     const seal_card_t *card = &c->scratch->card;
     const card_brand_t *brand = card_brand_detect(card->pan);
-    bool has_cvc = cvc_get(token, c->scratch->cvc, strcmp(purpose, "authorize") == 0);
+    /* Only an authorization uses the CVC, and it consumes it there; any other
+     * purpose (a recovery lookup, a refund) never gets it, so no copy of it
+     * exists outside the vault that the payment itself did not need. */
+    bool authorize = strcmp(purpose, "authorize") == 0;
+    bool has_cvc = authorize && cvc_get(token, c->scratch->cvc, true);
     uint8_t hc = has_cvc;
     proto_put_str(w, T_PAN, card->pan);
     proto_put_u32(w, T_EXP_MONTH, (uint32_t)card->exp_month);
