@@ -58,10 +58,24 @@ enum MHD_Result gw_reply_text(gw_request_t *rq, unsigned status, const char *cty
     return queue(rq, status, ctype, buf, len, NULL, NULL);
 }
 
+/* param and message can quote the client (an unknown field's name is the
+ * client's text): a card number typed into a key must not come back whole,
+ * since proxies and WAFs in front of us may log response bodies. */
+static const char *masked(const char *in, char *buf, size_t cap)
+{
+    if (!in)
+        return NULL;
+    snprintf(buf, cap, "%s", in);
+    log_mask_pans(buf, strlen(buf));
+    return buf;
+}
+
 enum MHD_Result gw_reply_error(gw_request_t *rq, err_code_t e, const char *param,
                                const char *message)
 {
-    return gw_reply_json(rq, err_http_status(e), err_body(e, param, message));
+    char p[320], m[640];
+    return gw_reply_json(rq, err_http_status(e),
+                         err_body(e, masked(param, p, sizeof p), masked(message, m, sizeof m)));
 }
 
 enum MHD_Result gw_reply_jspec(gw_request_t *rq, const jspec_error_t *je)

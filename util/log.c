@@ -31,12 +31,13 @@ bool log_level_parse(const char *s, log_level_t *out)
     return false;
 }
 
-static bool luhn_ok(const char *d, size_t n)
+/* Luhn over the digits at s[pos[0..n)]. */
+static bool luhn_ok(const char *s, const size_t *pos, size_t n)
 {
     int sum = 0;
     bool alt = false;
     for (size_t i = n; i-- > 0;) {
-        int v = d[i] - '0';
+        int v = s[pos[i]] - '0';
         if (alt) {
             v *= 2;
             if (v > 9)
@@ -48,23 +49,73 @@ static bool luhn_ok(const char *d, size_t n)
     return sum % 10 == 0;
 }
 
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+#define MASK_RUN_MAX 64
+
+/* Reads a run of digits starting at s[i], where a single space or dash may
+ * stand between two digits ("4242 4242 ...", "4242-4242-..."); records the
+ * digits' positions (up to MASK_RUN_MAX) and returns the index after it. */
+static size_t digit_run(const char *s, size_t len, size_t i, size_t *pos, size_t *n)
+{
+    size_t j = i;
+    *n = 0;
+    while (j < len) {
+        if (is_digit(s[j])) {
+            if (*n < MASK_RUN_MAX)
+                pos[*n] = j;
+            (*n)++;
+            j++;
+        } else if ((s[j] == ' ' || s[j] == '-') && j > i && j + 1 < len && is_digit(s[j + 1])) {
+            j++;
+        } else {
+            break;
+        }
+    }
+    return j;
+}
+
+/* Masks digits a + 6 .. a + w - 4 of the run (a PAN's middle). */
+static void mask_window(char *s, const size_t *pos, size_t a, size_t w)
+{
+    for (size_t k = a + 6; k < a + w - 4; k++)
+        s[pos[k]] = '*';
+}
+
+/* A run of 12-19 digits is masked when it is Luhn-valid as a whole, written
+ * with separators or not. A longer run (a PAN glued to an expiry date or to
+ * other digits) is masked at every Luhn-valid window of 12-19 digits: greedy,
+ * but such runs carry nothing worth keeping. Shorter runs are never touched,
+ * nor whole runs that fail Luhn, so provider references stay searchable. */
 size_t log_mask_pans(char *s, size_t len)
 {
-    size_t masked = 0;
+    size_t masked = 0, pos[MASK_RUN_MAX];
     for (size_t i = 0; i < len;) {
-        if (s[i] < '0' || s[i] > '9') {
+        if (!is_digit(s[i])) {
             i++;
             continue;
         }
-        size_t j = i;
-        while (j < len && s[j] >= '0' && s[j] <= '9')
-            j++;
-        size_t n = j - i;
-        if (n >= 13 && n <= 19 && luhn_ok(s + i, n)) {
-            for (size_t k = i + 6; k < j - 4; k++)
-                s[k] = '*';
-            masked++;
+        size_t n;
+        size_t j = digit_run(s, len, i, pos, &n);
+        bool hit = false;
+        if (n >= 12 && n <= 19) {
+            hit = luhn_ok(s, pos, n);
+            if (hit)
+                mask_window(s, pos, 0, n);
+        } else if (n > 19) {
+            if (n > MASK_RUN_MAX)
+                n = MASK_RUN_MAX;
+            for (size_t a = 0; a + 12 <= n; a++)
+                for (size_t w = 12; w <= 19 && a + w <= n; w++)
+                    if (luhn_ok(s, pos + a, w)) {
+                        mask_window(s, pos, a, w);
+                        hit = true;
+                    }
         }
+        masked += hit;
         i = j;
     }
     return masked;

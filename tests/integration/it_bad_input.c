@@ -146,6 +146,13 @@ START_TEST(errors_name_the_field)
     h_assert_error(&r, 400, ERR_INVALID_JSON);
     ck_assert_ptr_null(strstr(r.body, "4242424242424242"));
     h_resp_free(&r);
+    /* nor a card number typed where a field name goes (the 400 names the
+     * field, masked) */
+    r = h_post(gwy, "/v1/merchant", m.sk, "{\"name\":\"x\",\"4242 4242 4242 4242\":1}");
+    h_assert_error(&r, 400, ERR_PARAMETER_UNKNOWN);
+    ck_assert_ptr_null(strstr(r.body, "4242 4242 4242 4242"));
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "4242 42** **** 4242");
+    h_resp_free(&r);
     r = h_post(gwy, "/v1/merchant", m.sk, "{\"name\":\"Renamed\"}");
     ck_assert_int_eq(r.status, 200);
     ck_assert_str_eq(h_json_str(r.json, "name"), "Renamed");
@@ -171,6 +178,42 @@ START_TEST(raw_garbage_on_the_socket_does_not_stop_the_server)
 }
 END_TEST
 
+/* A body whose end is ambiguous is refused, not guessed (request smuggling),
+ * and a path id that is not printable ASCII is no resource (not a 500). */
+START_TEST(ambiguous_framing_and_odd_ids_are_4xx)
+{
+    char req[512];
+    snprintf(req, sizeof req,
+             "POST /v1/merchant HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 20\r\nContent-Length: 5\r\n"
+             "\r\n{\"name\":\"Demo Shop\"}",
+             m.sk);
+    char *back = h_raw_tcp(gwy->port, req, strlen(req), 2000);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_msg(strstr(back, " 400 ") && strstr(back, "message_framing_invalid"), "%s", back);
+    free(back);
+    snprintf(req, sizeof req,
+             "POST /v1/merchant HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nTransfer-Encoding: gzip\r\n\r\n"
+             "{\"name\":\"Demo Shop\"}",
+             m.sk);
+    back = h_raw_tcp(gwy->port, req, strlen(req), 2000);
+    ck_assert_ptr_nonnull(back);
+    ck_assert_msg(strstr(back, " 400 ") && strstr(back, "Transfer-Encoding"), "%s", back);
+    free(back);
+    h_resp_t r = h_get(gwy, "/v1/checkouts/%FF", m.sk);
+    h_assert_error(&r, 404, ERR_ROUTE_NOT_FOUND);
+    h_resp_free(&r);
+    r = h_get(gwy, "/v1/events?type=%FF", m.sk);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "type");
+    h_resp_free(&r);
+    r = h_get(gwy, "/healthz", NULL);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_bad_input");
@@ -180,6 +223,7 @@ int main(void)
     tcase_add_test(tc, thousand_malformed_requests_get_4xx_json);
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, raw_garbage_on_the_socket_does_not_stop_the_server);
+    tcase_add_test(tc, ambiguous_framing_and_odd_ids_are_4xx);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }

@@ -108,6 +108,18 @@ START_TEST(log_masks_card_numbers)
     /* not Luhn-valid: left alone */
     char other[] = "id 1234567890123456";
     ck_assert_uint_eq(log_mask_pans(other, strlen(other)), 0);
+    /* written with spaces or dashes, 12 digits, or glued to an expiry date */
+    char spaced[] = "4242 4242 4242 4242 / 4000-0000-0000-0002 / 123456789015 / "
+                    "42424242424242421230";
+    ck_assert_uint_eq(log_mask_pans(spaced, strlen(spaced)), 4);
+    ck_assert_ptr_nonnull(strstr(spaced, "4242 42** **** 4242"));
+    ck_assert_ptr_nonnull(strstr(spaced, "4000-00**-****-0002"));
+    ck_assert_ptr_nonnull(strstr(spaced, "123456**9015"));
+    ck_assert_ptr_null(strstr(spaced, "4242424242424242"));
+    ck_assert_ptr_nonnull(strstr(spaced, "424242"));
+    /* a sentence with numbers is not one run */
+    char words[] = "3 items - 1299 each";
+    ck_assert_uint_eq(log_mask_pans(words, strlen(words)), 0);
 }
 END_TEST
 
