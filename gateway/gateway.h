@@ -20,6 +20,7 @@ typedef struct {
     int64_t port;
     char *port_file;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
     int64_t connection_timeout_s;
     char *db_conninfo;
     secret_t *db_password;

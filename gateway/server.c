@@ -47,6 +47,17 @@ bool gw_ready_run(json_t *checks)
 
 /* ---------------------------------------------------------------- routing */
 
+/* Ids are printable ASCII: anything else (invalid UTF-8 after percent
+ * decoding, controls, spaces) is no resource of ours, and must not reach a
+ * query where PostgreSQL would refuse its encoding with a 500. */
+static bool id_ok(const char *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f)
+            return false;
+    return true;
+}
+
 static bool match(const char *pattern, const char *path, gw_request_t *rq, bool capture)
 {
     int np = 0;
@@ -61,7 +72,7 @@ static bool match(const char *pattern, const char *path, gw_request_t *rq, bool 
         size_t pl = pe ? (size_t)(pe - p) : strlen(p);
         size_t ul = ue ? (size_t)(ue - u) : strlen(u);
         if (pl > 1 && p[0] == '{') {
-            if (ul == 0 || ul > 255 || np >= GW_MAX_PATH_PARAMS)
+            if (ul == 0 || ul > 255 || np >= GW_MAX_PATH_PARAMS || !id_ok(u, ul))
                 return false;
             if (capture)
                 rq->params[np] = strndup(u, ul);
@@ -167,7 +178,7 @@ static void request_free(gw_request_t *rq)
     for (int i = 0; i < rq->nparams; i++)
         free(rq->params[i]);
     json_decref(rq->json);
-    free(rq->body);
+    wipe_free(rq->body); /* whichever handler ran, or none: a token body holds a PAN */
     free(rq->path);
     free(rq);
 }
@@ -277,6 +288,27 @@ static enum MHD_Result dispatch(gw_request_t *rq)
     return rq->route->fn(rq);
 }
 
+/* How the body is delimited. Two Content-Length headers, or a transfer coding
+ * other than chunked, leave the body's end ambiguous (the root of request
+ * smuggling behind a proxy that reads it another way): refused, not guessed. */
+typedef struct {
+    int content_lengths;
+    bool bad_coding;
+} framing_t;
+
+static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    framing_t *f = cls;
+    if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->content_lengths++;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+             (!value || strcasecmp(value, "chunked") != 0))
+        f->bad_coding = true;
+    return MHD_YES;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
@@ -295,6 +327,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
             rq->early_reply = true;
             return gw_reply_error(rq, ERR_HEADERS_TOO_LARGE, NULL, NULL);
         }
+        framing_t fr = {0};
+        MHD_get_connection_values(con, MHD_HEADER_KIND, check_framing, &fr);
+        if (fr.content_lengths > 1 || fr.bad_coding) {
+            rq->early_reply = true;
+            return gw_reply_error(rq, ERR_MESSAGE_FRAMING,
+                                  fr.bad_coding ? "Transfer-Encoding" : "Content-Length", NULL);
+        }
         if (cl && strtoull(cl, NULL, 10) > GW_MAX_BODY) {
             rq->early_reply = true;
             return gw_reply_error(rq, ERR_BODY_TOO_LARGE, NULL, NULL);
@@ -308,7 +347,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
             return MHD_YES;
         if (rq->body_len + n > GW_MAX_BODY) {
             rq->body_too_large = true;
-            free(rq->body);
+            wipe_free(rq->body);
             rq->body = NULL;
             rq->body_len = 0;
             return MHD_YES;
@@ -317,7 +356,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
             size_t nc = rq->body_cap ? rq->body_cap * 2 : 1024;
             while (nc < rq->body_len + n + 1)
                 nc *= 2;
-            char *nb = realloc(rq->body, nc);
+            char *nb = wipe_realloc(rq->body, nc);
             if (!nb)
                 return MHD_NO;
             rq->body = nb;
@@ -388,6 +427,9 @@ int gw_server_start(void)
     daemon_handle = MHD_start_daemon(
         flags, (uint16_t)gw_cfg.port, NULL, NULL, on_access, NULL, MHD_OPTION_SOCK_ADDR, &ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)gw_cfg.max_connections,
+        /* one address holding every slot open with trickled headers (slowloris)
+         * would lock everyone else out */
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)gw_cfg.max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)gw_cfg.connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         1024u, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_NOTIFY_COMPLETED, on_completed,

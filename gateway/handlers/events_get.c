@@ -18,9 +18,10 @@ enum MHD_Result handle_events_get(gw_request_t *rq)
             return gw_reply_error(rq, ERR_PARAMETER_INVALID, "limit",
                                   "limit must be an integer between 1 and 100.");
     }
-    if ((after && (strlen(after) > 64 || !str_is_printable(after))) ||
-        (type && (strlen(type) > 64 || !str_is_printable(type))))
-        return gw_reply_error(rq, ERR_PARAMETER_INVALID, after ? "after" : "type", NULL);
+    const char *const args[][2] = {{"after", after}, {"type", type}};
+    for (size_t i = 0; i < PC_ARRAY_LEN(args); i++)
+        if (args[i][1] && (strlen(args[i][1]) > 64 || !str_is_printable(args[i][1])))
+            return gw_reply_error(rq, ERR_PARAMETER_INVALID, args[i][0], NULL);
     db_conn_t *c = db_pool_acquire(gw.db);
     json_t *data = NULL;
     bool more = false;

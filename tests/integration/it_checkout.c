@@ -170,6 +170,14 @@ START_TEST(cart_errors_charge_and_reserve_nothing)
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.items[0].quantity");
     h_resp_free(&r);
 
+    /* the same SKU on two lines: named in the request, not blamed on pricing */
+    r = checkout("4242424242424242", "SKU-RED-MUG", 1,
+                 "{\"cart\":{\"items\":[{\"sku\":\"SKU-RED-MUG\",\"quantity\":1},"
+                 "{\"sku\":\"SKU-RED-MUG\",\"quantity\":2}]}}");
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.items[1].sku");
+    h_resp_free(&r);
+
     r = checkout("4242424242424242", "SKU-RED-MUG", 1, "{\"cart\":{\"currency\":\"eur\"}}");
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.currency");
