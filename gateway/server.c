@@ -47,13 +47,14 @@ bool gw_ready_run(json_t *checks)
 
 /* ---------------------------------------------------------------- routing */
 
-/* Ids are printable ASCII: anything else (invalid UTF-8 after percent
- * decoding, controls, spaces) is no resource of ours, and must not reach a
- * query where PostgreSQL would refuse its encoding with a 500. */
+/* Path parameters are ASCII without controls: anything else (invalid UTF-8
+ * after percent decoding) names no resource of ours and must not reach a
+ * query, where PostgreSQL refuses its encoding with a 500. Handlers check
+ * the finer rules of their names and ids (a space in a provider name: 400). */
 static bool id_ok(const char *u, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if ((unsigned char)u[i] <= 0x20 || (unsigned char)u[i] >= 0x7f)
+        if ((unsigned char)u[i] < 0x20 || (unsigned char)u[i] >= 0x7f)
             return false;
     return true;
 }
