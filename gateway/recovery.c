@@ -65,9 +65,25 @@ static prv_result_t settle_attempt(const gw_stale_checkout_t *sc)
             card = NULL;
         res = prv_lookup(cfg, &pay, sc->attempt_key, sc->provider_ref, card);
         prv_card_free(card);
+        if (res.outcome == PRV_UNAVAILABLE && !strcmp(res.reason, "not_found") &&
+            sc->attempt_age_s < prv_absent_after_s(cfg)) {
+            res.outcome = PRV_UNKNOWN; /* too soon for a search's miss to prove anything */
+            snprintf(res.reason, sizeof res.reason, "not_found_yet");
+        }
     }
     gw_providers_release(ps);
     return res;
+}
+
+/* True when no provider call can have been made for this checkout: the
+ * request fetches the card for its authorization (which consumes the CVC)
+ * before its first provider call, and this checkout's lease, which bounds
+ * when that call could start, has run out. A token that never had a CVC, or
+ * whose CVC expired, says nothing and the attempt is looked up instead. */
+static bool never_sent(const gw_stale_checkout_t *sc)
+{
+    vault_card_meta_t m;
+    return vault_card_info(gw_vault(), sc->merchant_id, sc->token, &m) == VAULT_OK && m.has_cvc;
 }
 
 static void recover_checkout(const gw_stale_checkout_t *sc)
@@ -76,6 +92,12 @@ static void recover_checkout(const gw_stale_checkout_t *sc)
     memset(&res, 0, sizeof res);
     if (!sc->has_attempt) {
         res.outcome = PRV_UNAVAILABLE;
+    } else if (!strcmp(sc->attempt_state, "pending") && never_sent(sc)) {
+        /* died before its first provider call (in the reservation, say): no
+         * lookup, which for Adyen would be a first authorization, made late
+         * and without the CVC */
+        res.outcome = PRV_UNAVAILABLE;
+        snprintf(res.reason, sizeof res.reason, "never_sent");
     } else if (!strcmp(sc->attempt_state, "pending") || !strcmp(sc->attempt_state, "unknown")) {
         res = settle_attempt(sc);
     } else {

@@ -11,6 +11,7 @@ typedef struct {
     bool capture, has_attempt;
     int attempt_seq;
     char provider[PRV_NAME_MAX], attempt_key[PRV_KEY_MAX], attempt_state[16], provider_ref[128];
+    int64_t attempt_age_s; /* since the last attempt was recorded */
 } gw_stale_checkout_t;
 
 typedef struct {

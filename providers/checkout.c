@@ -353,4 +353,6 @@ const prv_adapter_t prv_adapter_checkout = {
     .cancel = checkout_void,
     .refund = checkout_refund,
     .lookup = checkout_lookup,
+    /* a search: an authorization still in flight may not be listed yet */
+    .absent_after_s = 120,
 };

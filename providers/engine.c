@@ -213,6 +213,12 @@ prv_result_t prv_refund(const prv_config_t *cfg, const char *provider_ref, int64
     return r;
 }
 
+int prv_absent_after_s(const prv_config_t *cfg)
+{
+    const prv_adapter_t *a = cfg ? prv_adapter_find(cfg->type) : NULL;
+    return a ? a->absent_after_s : 0;
+}
+
 prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
                         const char *idempotency_key, const char *provider_ref,
                         const prv_card_t *card)

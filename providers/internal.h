@@ -28,6 +28,12 @@ typedef struct {
                            const char *currency, const char *key);
     prv_result_t (*lookup)(const prv_config_t *cfg, const prv_payment_t *pay, const char *key,
                            const char *ref, const prv_card_t *card);
+    /* How old an attempt must be before the lookup's "no such payment" is
+     * proof that nothing was charged, for the recovery worker; 0 = at once
+     * (the lookup fences the payment or replays the request). A lookup that
+     * is only a search may not list a request the provider is still
+     * processing. */
+    int absent_after_s;
 } prv_adapter_t;
 
 const prv_adapter_t *prv_adapter_find(const char *type);

@@ -247,6 +247,9 @@ prv_result_t prv_refund(const prv_config_t *cfg, const char *provider_ref, int64
  * such payment (Stripe: after fencing it with a cancel), or unknown.
  * Stripe and Checkout.com report the payment's current state (captured
  * after a capture); Adyen's replay reports the authorization's own answer. */
+/* How many seconds after an attempt a lookup's unavailable/not_found proves
+ * it was not charged (0 = at once); see prv_adapter_t.absent_after_s. */
+int prv_absent_after_s(const prv_config_t *cfg);
 prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
                         const char *idempotency_key, const char *provider_ref,
                         const prv_card_t *card);

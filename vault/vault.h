@@ -62,8 +62,10 @@ vault_status_t vault_tokenize(vault_client_t *vc, const char *merchant_id, const
 /* Metadata only (no PAN): for routing (brand) and fraud features (BIN, fingerprint, has_cvc). */
 vault_status_t vault_card_info(vault_client_t *vc, const char *merchant_id, const char *token,
                                vault_card_meta_t *out) PC_WUR;
-/* purpose: "authorize" consumes the CVC (wiped at first use); other purposes
- * (lowercase words such as "capture", "refund", "lookup") leave it. Every
+/* purpose: "authorize" gets the CVC and consumes it (wiped at first use);
+ * other purposes (lowercase words such as "capture", "refund", "lookup")
+ * neither get it nor consume it, so a CVC still held means no authorization
+ * ever fetched the card. Every
  * call is in the audit log with its purpose. A token of another merchant is
  * VAULT_NOT_FOUND, exactly like an unknown one. */
 vault_status_t vault_detokenize(vault_client_t *vc, const char *merchant_id, const char *token,

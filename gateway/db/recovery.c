@@ -22,7 +22,8 @@ DB_STMT(claim_checkouts,
         "FROM (SELECT id, payment_id, status FROM gateway.checkouts "
         "      WHERE status IN ('pending', 'processing') AND lease_until < now() "
         "      ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED) s "
-        "LEFT JOIN LATERAL (SELECT a.seq, a.provider, a.idempotency_key, a.state, a.provider_ref "
+        "LEFT JOIN LATERAL (SELECT a.seq, a.provider, a.idempotency_key, a.state, a.provider_ref, "
+        "      a.created_at "
         "      FROM gateway.payment_attempts a WHERE a.payment_id = s.payment_id "
         "      ORDER BY a.seq DESC LIMIT 1) la ON true "
         "WHERE c.id = s.id "
@@ -31,7 +32,8 @@ DB_STMT(claim_checkouts,
         " COALESCE(c.card->>'brand', ''), COALESCE(c.shipping->>'country', ''), "
         " la.seq IS NOT NULL, COALESCE(la.seq, 0), COALESCE(la.provider, ''), "
         " COALESCE(la.idempotency_key, ''), COALESCE(la.state, ''), "
-        " COALESCE(la.provider_ref, '')");
+        " COALESCE(la.provider_ref, ''), "
+        " COALESCE(extract(epoch FROM now() - la.created_at), 0)::bigint");
 
 db_status_t db_recovery_claim_checkouts(db_conn_t *c, int limit, int lease_s,
                                         gw_stale_checkout_t **out, int *n)
@@ -66,6 +68,7 @@ db_status_t db_recovery_claim_checkouts(db_conn_t *c, int limit, int lease_s,
         cpy(v[i].attempt_key, sizeof v[i].attempt_key, r, i, 14);
         cpy(v[i].attempt_state, sizeof v[i].attempt_state, r, i, 15);
         cpy(v[i].provider_ref, sizeof v[i].provider_ref, r, i, 16);
+        v[i].attempt_age_s = db_i64(r, i, 17);
     }
     PQclear(r);
     *out = v;

@@ -3,6 +3,8 @@
  * out of stock, unknown SKU), and pricing, inventory or every provider down,
  * each asserting what was charged and what was reserved. */
 #include "tests/harness/stack.h"
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -313,6 +315,59 @@ START_TEST(a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends)
 }
 END_TEST
 
+static void *checkout_thread(void *arg)
+{
+    h_resp_t r = checkout("4242424242424242", "SKU-BLUE-MUG", 1, NULL);
+    *(long *)arg = r.status;
+    h_resp_free(&r);
+    return NULL;
+}
+
+static bool finished(void *cls)
+{
+    return h_sql_long(st->db, "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' AND "
+                              "status = 'failed'", (const char *)cls) == 1;
+}
+
+/* gatewayd killed before its first provider call (here: while inventory is
+ * slow to reserve) leaves a pending checkout whose attempt no provider saw.
+ * Recovery fails it and releases the stock without asking the provider: the
+ * vault still holds the card's CVC, so no authorization ever fetched the
+ * card. (For Adyen, whose only lookup is a replay, asking would have been a
+ * first authorization, made late and without the CVC.) */
+START_TEST(a_checkout_killed_before_paying_is_failed_without_a_provider_call)
+{
+    long charges = h_stack_charges(st, NULL), status = -1;
+    long reserved = h_stack_stock(st, "SKU-BLUE-MUG", "reserved");
+    h_sandbox_faults(st->inventory, "{\"mode\":\"latency\",\"latency_ms\":1500}");
+    pthread_t t;
+    pthread_create(&t, NULL, checkout_thread, &status);
+    for (int i = 0; i < 100 && h_sql_long(st->db, "SELECT count(*) FROM gateway.checkouts "
+                                                  "WHERE status = 'pending'") == 0;
+         i++)
+        usleep(20 * 1000);
+    char *id = h_sql(st->db, "SELECT id FROM gateway.checkouts WHERE status = 'pending' "
+                             "ORDER BY created_at DESC LIMIT 1");
+    ck_assert_ptr_nonnull(id);
+    h_gateway_stop(st->gw[0], SIGKILL);
+    st->gw[0] = NULL;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(status, 0); /* the connection died with it */
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    h_stack_gateway_start(st, 0);
+    ck_assert(h_wait_until(finished, id, 30000)); /* after the 10 s lease */
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.payment_attempts a JOIN "
+                                        "gateway.checkouts c ON c.payment_id = a.payment_id "
+                                        "WHERE c.id = '%s' AND a.reason = 'never_sent'", id),
+                     1);
+    ck_assert_int_eq(h_stack_charges(st, NULL), charges);
+    for (int i = 0; i < 200 && h_stack_stock(st, "SKU-BLUE-MUG", "reserved") != reserved; i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-BLUE-MUG", "reserved"), reserved);
+    free(id);
+}
+END_TEST
+
 START_TEST(authorize_only_then_capture_partially)
 {
     h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2, "{\"payment\":{\"capture\":false}}");
@@ -343,6 +398,7 @@ int main(void)
     tcase_add_test(tc, primary_down_fails_over_with_one_charge);
     tcase_add_test(tc, authorize_only_then_capture_partially);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
+    tcase_add_test(tc, a_checkout_killed_before_paying_is_failed_without_a_provider_call);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
