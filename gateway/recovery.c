@@ -181,6 +181,7 @@ int gw_recovery_run_once(void)
         s = db_recovery_claim_ops(c, BATCH, lease, &ops, &no);
     int expired = 0;
     PC_IGNORE(db_idem_expire(c, gw_cfg.idempotency_retention_h, &expired));
+    PC_IGNORE(db_idem_release_orphans(c, 2 * lease, &expired));
     db_pool_release(c);
     for (int i = 0; i < nc; i++)
         recover_checkout(&cs[i]);

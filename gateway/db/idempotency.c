@@ -111,3 +111,30 @@ db_status_t db_idem_expire(db_conn_t *c, int64_t retention_h, int *deleted)
     PQclear(r);
     return s;
 }
+
+/* A key claimed by a capture, void or refund whose operation was never
+ * recorded (the request failed between its two commits) would answer 409
+ * 'request_in_progress' for ever and push the merchant to a new key. Once
+ * such a claim is older than any request can be, it is released, so a retry
+ * with the same key starts afresh. Checkout keys are claimed in the same
+ * commit as their checkout, so they always have one. */
+DB_STMT(idem_release_orphans,
+        "DELETE FROM gateway.idempotency_keys WHERE ctid IN ("
+        "SELECT k.ctid FROM gateway.idempotency_keys k WHERE k.state = 'running' AND "
+        "k.created_at < now() - make_interval(secs => $1::int) "
+        "AND NOT EXISTS (SELECT 1 FROM gateway.checkouts c WHERE c.id = k.resource_id) "
+        "AND NOT EXISTS (SELECT 1 FROM gateway.payment_operations o WHERE o.id = k.resource_id) "
+        "LIMIT 1000)");
+
+db_status_t db_idem_release_orphans(db_conn_t *c, int age_s, int *deleted)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_int(&p, age_s);
+    PGresult *r;
+    db_status_t s = db_exec(c, &idem_release_orphans, &p, &r);
+    if (s == DB_OK)
+        *deleted = atoi(PQcmdTuples(r));
+    PQclear(r);
+    return s;
+}

@@ -155,6 +155,55 @@ START_TEST(refunds_never_exceed_the_capture)
 }
 END_TEST
 
+static char *op_begin(const char *pay, const char *amount, const char *op)
+{
+    const char *v[] = {m.id, pay, "refund", amount, op, op};
+    return one("SELECT outcome FROM gateway.payment_op_begin($1,$2,$3,$4::bigint,$5,$6)", 6, v);
+}
+
+/* The begin is retried when its connection dies, even after a COMMIT that
+ * went through: the retry must recognise its own operation, not answer as
+ * if a rival had taken the amount. */
+START_TEST(a_retried_operation_begin_finds_its_own_operation)
+{
+    ck_assert(begin("chk_f", "key-f", "pay_f"));
+    free(finish("chk_f", "succeeded", "200"));
+    char *o = op_begin("pay_f", "2000", "re_f1");
+    ck_assert_str_eq(o, "ok");
+    free(o);
+    o = op_begin("pay_f", "2000", "re_f1");
+    ck_assert_str_eq(o, "exists");
+    free(o);
+    ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_operations WHERE "
+                           "payment_id = 'pay_f'"), 1);
+    o = op_begin("pay_f", "2000", "re_f2"); /* a second refund: only 598 left */
+    ck_assert_str_eq(o, "amount_too_large");
+    free(o);
+}
+END_TEST
+
+/* Only the request that still owns a pending checkout records its next
+ * provider attempt; once recovery has taken it over, the transition fails. */
+START_TEST(attempt_transition_needs_the_checkout_still_owned)
+{
+    ck_assert(begin("chk_g", "key-g", "pay_g"));
+    const char *v[] = {"pay_g", "2", "pay_g-a2"};
+    const char *q = "SELECT gateway.attempt_transition($1, 1, 'unavailable', NULL, 'down', "
+                    "$2::int, 'adyen', $3, 60)::text";
+    free(one(q, 3, v));
+    ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_attempts WHERE "
+                           "payment_id = 'pay_g'"), 2);
+    PQclear(PQexec(pg, "UPDATE gateway.checkouts SET status = 'processing' WHERE id = 'chk_g'"));
+    const char *v3[] = {"pay_g", "3", "pay_g-a3"};
+    PGresult *r = PQexecParams(pg, q, 3, NULL, v3, NULL, NULL, 0);
+    ck_assert_int_eq(PQresultStatus(r), PGRES_FATAL_ERROR);
+    ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "P0002");
+    PQclear(r);
+    ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_attempts WHERE "
+                           "payment_id = 'pay_g'"), 2);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_checkout_sql");
@@ -165,6 +214,8 @@ int main(void)
     tcase_add_test(tc, finish_happens_once);
     tcase_add_test(tc, processing_then_final_answer_replaces_stored_reply);
     tcase_add_test(tc, refunds_never_exceed_the_capture);
+    tcase_add_test(tc, a_retried_operation_begin_finds_its_own_operation);
+    tcase_add_test(tc, attempt_transition_needs_the_checkout_still_owned);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
