@@ -1,15 +1,16 @@
 /* POST /v1/checkouts/{id}/review {"decision": "approve"|"reject"}: approve
  * captures the held authorization and confirms the order; reject voids it and
  * releases the reservation. Both are idempotent (the same decision again
- * returns the checkout; the other decision afterwards is 409) and audited. */
-#include "gateway/handlers/handlers.h"
-#include "gateway/payment_ops.h"
+ * returns the checkout; the other decision afterwards is 409), take an
+ * optional Idempotency-Key like every POST after the checkout, and are
+ * audited. */
+#include "gateway/handlers/payment_op_common.h"
 #include "gateway/checkout_db.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static enum MHD_Result reply_checkout(gw_request_t *rq, unsigned status)
+static enum MHD_Result reply_checkout(gw_request_t *rq, const gw_idem_t *k, int status)
 {
     char *body = NULL;
     db_conn_t *c = db_pool_acquire(gw.db);
@@ -18,15 +19,13 @@ static enum MHD_Result reply_checkout(gw_request_t *rq, unsigned status)
     db_pool_release(c);
     if (s != DB_OK)
         return gw_reply_db(rq, s);
-    enum MHD_Result r = gw_reply_raw_hdr(rq, status, body, strlen(body), NULL, NULL);
-    free(body);
-    return r;
+    return gw_op_answer(rq, k, status, body);
 }
 
 /* Already decided? The same decision replays the checkout; the other one
  * is refused. */
-static bool decided(gw_request_t *rq, const gw_review_state_t *st, bool approve,
-                    enum MHD_Result *r)
+static bool decided(gw_request_t *rq, const gw_idem_t *k, const gw_review_state_t *st,
+                    bool approve, enum MHD_Result *r)
 {
     if (!strcmp(st->status, "requires_review"))
         return false;
@@ -35,15 +34,19 @@ static bool decided(gw_request_t *rq, const gw_review_state_t *st, bool approve,
     bool rejected = was_review && !strcmp(st->status, "declined") &&
                     !strcmp(st->payment_status, "voided");
     if ((approve && approved) || (!approve && rejected))
-        *r = reply_checkout(rq, 200);
+        *r = reply_checkout(rq, k, 200);
     else
-        *r = gw_reply_error(rq, ERR_INVALID_STATE, NULL,
-                            "This checkout is not waiting for a review decision.");
+        *r = gw_op_answer_error(rq, k, ERR_INVALID_STATE, NULL,
+                                "This checkout is not waiting for a review decision.");
     return true;
 }
 
 enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
 {
+    enum MHD_Result r;
+    gw_idem_t k;
+    if (!gw_idem_parse(rq, false, &k, &r))
+        return r;
     const char *decision = NULL;
     const jspec_field_t spec[] = {JSPEC_STR("decision", JSPEC_REQUIRED, 1, 16, &decision),
                                   JSPEC_END};
@@ -54,6 +57,13 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     if (!approve && strcmp(decision, "reject") != 0)
         return gw_reply_error(rq, ERR_PARAMETER_INVALID, "decision",
                               "decision must be \"approve\" or \"reject\".");
+    if (gw_idem_answer_existing(rq, &k, &r))
+        return r;
+    gw_op_t op;
+    memset(&op, 0, sizeof op);
+    ids_new(op.op_id, sizeof op.op_id, "op_");
+    if (!gw_op_idem_claim(rq, &k, op.op_id, &r))
+        return r;
     gw_review_state_t st;
     db_conn_t *c = db_pool_acquire(gw.db);
     db_status_t s = c ? db_checkout_review_state(c, rq->auth.merchant_id, rq->params[0], &st)
@@ -61,11 +71,8 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     db_pool_release(c);
     if (s != DB_OK)
         return gw_reply_db(rq, s);
-    enum MHD_Result r;
-    if (decided(rq, &st, approve, &r))
+    if (decided(rq, &k, &st, approve, &r))
         return r;
-    gw_op_t op;
-    memset(&op, 0, sizeof op);
     err_code_t err;
     char actor[IDS_MAX + 8];
     snprintf(actor, sizeof actor, "key:%s", rq->auth.key_id);
@@ -78,9 +85,9 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
         c = db_pool_acquire(gw.db);
         s = c ? db_checkout_review_state(c, rq->auth.merchant_id, rq->params[0], &st) : DB_UNAVAILABLE;
         db_pool_release(c);
-        if (s == DB_OK && decided(rq, &st, approve, &r))
+        if (s == DB_OK && decided(rq, &k, &st, approve, &r))
             return r;
-        return gw_reply_error(rq, err, NULL, NULL);
+        return gw_op_answer_error(rq, &k, err, NULL, NULL);
     }
     prv_result_t res = gw_op_call(rq->auth.merchant_id, &op);
     const char *state;
@@ -88,8 +95,9 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     if (s != DB_OK)
         return gw_reply_db(rq, s);
     if (!strcmp(state, "failed"))
-        return gw_reply_error(rq, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
+        return gw_op_answer_error(rq, &k,
+                                  res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
                                                                  : ERR_INVALID_STATE,
-                              NULL, "The provider refused the operation; nothing changed.");
-    return reply_checkout(rq, !strcmp(state, "unknown") ? 202 : 200);
+                                  NULL, "The provider refused the operation; nothing changed.");
+    return reply_checkout(rq, &k, !strcmp(state, "unknown") ? 202 : 200);
 }

@@ -1,7 +1,6 @@
 /* The shared body of POST /v1/payments/{id}/capture, /void and /refunds:
  * optional Idempotency-Key, admit, call, complete, reply. */
-#include "gateway/handlers/handlers.h"
-#include "gateway/payment_ops.h"
+#include "gateway/handlers/payment_op_common.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +28,7 @@ static db_status_t store_txn(db_conn_t *c, void *cls)
     return db_idem_complete(c, t->merchant_id, t->key, t->status, t->body);
 }
 
-/* Replies with body text and, when a key was given, stores it as the
- * key's answer. */
-static enum MHD_Result answer(gw_request_t *rq, const gw_idem_t *k, int status, char *body)
+enum MHD_Result gw_op_answer(gw_request_t *rq, const gw_idem_t *k, int status, char *body)
 {
     if (k->present) {
         store_t t = {.merchant_id = rq->auth.merchant_id, .key = k->key, .body = body,
@@ -44,13 +41,32 @@ static enum MHD_Result answer(gw_request_t *rq, const gw_idem_t *k, int status, 
     return r;
 }
 
-static enum MHD_Result answer_error(gw_request_t *rq, const gw_idem_t *k, err_code_t e,
-                                    const char *param, const char *msg)
+enum MHD_Result gw_op_answer_error(gw_request_t *rq, const gw_idem_t *k, err_code_t e,
+                                   const char *param, const char *msg)
 {
     json_t *b = err_body(e, param, msg);
     char *text = json_dumps_compact(b);
     json_decref(b);
-    return answer(rq, k, (int)err_http_status(e), text);
+    return gw_op_answer(rq, k, (int)err_http_status(e), text);
+}
+
+bool gw_op_idem_claim(gw_request_t *rq, const gw_idem_t *k, const char *resource,
+                      enum MHD_Result *r)
+{
+    if (!k->present)
+        return true;
+    claim_t t = {.merchant_id = rq->auth.merchant_id, .idem = k, .resource = resource};
+    db_status_t s = db_txn_run(gw.db, DB_READ_COMMITTED, "idem_claim", claim_txn, &t);
+    if (s == DB_CONFLICT) {
+        if (!gw_idem_answer_existing(rq, k, r))
+            *r = gw_reply_error(rq, ERR_REQUEST_IN_PROGRESS, "Idempotency-Key", NULL);
+        return false;
+    }
+    if (s != DB_OK) {
+        *r = gw_reply_db(rq, s);
+        return false;
+    }
+    return true;
 }
 
 static char *op_body(gw_request_t *rq, const gw_op_t *op, const char *state)
@@ -75,7 +91,6 @@ static char *op_body(gw_request_t *rq, const gw_op_t *op, const char *state)
     return out;
 }
 
-enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind);
 enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
 {
     enum MHD_Result r;
@@ -99,18 +114,8 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
     memset(&op, 0, sizeof op);
     err_code_t err;
     ids_new(op.op_id, sizeof op.op_id, kind == GW_OP_REFUND ? "re_" : "op_");
-    const char *resource = op.op_id;
-    if (k.present) {
-        claim_t t = {.merchant_id = rq->auth.merchant_id, .idem = &k, .resource = resource};
-        db_status_t s = db_txn_run(gw.db, DB_READ_COMMITTED, "idem_claim", claim_txn, &t);
-        if (s == DB_CONFLICT) {
-            if (!gw_idem_answer_existing(rq, &k, &r))
-                r = gw_reply_error(rq, ERR_REQUEST_IN_PROGRESS, "Idempotency-Key", NULL);
-            return r;
-        }
-        if (s != DB_OK)
-            return gw_reply_db(rq, s);
-    }
+    if (!gw_op_idem_claim(rq, &k, op.op_id, &r))
+        return r;
     char actor[IDS_MAX + 8];
     snprintf(actor, sizeof actor, "key:%s", rq->auth.key_id);
     db_status_t s = gw_op_begin(rq->auth.merchant_id, rq->params[0], kind, amount, actor, NULL,
@@ -118,7 +123,7 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
     if (s != DB_OK)
         return gw_reply_db(rq, s);
     if (err != ERR__COUNT)
-        return answer_error(rq, &k, err, err == ERR_AMOUNT_TOO_LARGE ? "amount" : NULL, NULL);
+        return gw_op_answer_error(rq, &k, err, err == ERR_AMOUNT_TOO_LARGE ? "amount" : NULL, NULL);
     prv_result_t res = gw_op_call(rq->auth.merchant_id, &op);
     const char *state;
     s = gw_op_complete(rq->auth.merchant_id, &op, &res, &state);
@@ -128,7 +133,7 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
         char msg[160];
         snprintf(msg, sizeof msg, "The provider did not %s the payment (%s).", gw_op_kind_str(kind),
                  res.reason[0] ? res.reason : prv_outcome_str(res.outcome));
-        return answer_error(rq, &k,
+        return gw_op_answer_error(rq, &k,
                             res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
                                                            : ERR_INVALID_STATE,
                             NULL, msg);
@@ -136,5 +141,5 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
     char *body = op_body(rq, &op, state);
     if (!body)
         return gw_reply_error(rq, ERR_INTERNAL, NULL, NULL);
-    return answer(rq, &k, !strcmp(state, "unknown") ? 202 : 200, body);
+    return gw_op_answer(rq, &k, !strcmp(state, "unknown") ? 202 : 200, body);
 }

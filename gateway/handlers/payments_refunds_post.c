@@ -1,8 +1,5 @@
 /* POST /v1/payments/{id}/refunds: refund a captured payment, fully or partly; refunds never exceed the capture. */
-#include "gateway/handlers/handlers.h"
-#include "gateway/payment_ops.h"
-
-enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind);
+#include "gateway/handlers/payment_op_common.h"
 
 enum MHD_Result handle_payments_refunds_post(gw_request_t *rq)
 {

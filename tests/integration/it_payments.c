@@ -177,6 +177,38 @@ START_TEST(unknown_refund_stays_unknown_until_the_provider_answers)
 }
 END_TEST
 
+/* A refund's key claimed by a request that died before its operation was
+ * recorded would answer 409 for ever; the recovery worker releases it once it
+ * is older than any request can be (two leases), and the same key then
+ * works. A key whose checkout exists is left alone. */
+START_TEST(a_key_whose_request_died_before_recording_is_released)
+{
+    h_resp_t c = checkout_as("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
+    char *pay = strdup(h_json_str(c.json, "payment.id"));
+    char *chk = strdup(h_json_str(c.json, "id"));
+    h_resp_free(&c);
+    free(h_sql(st->db, "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
+                       "state, resource_id, created_at) VALUES ('%s', 'orphan-1', '\\x00', "
+                       "'running', 're_neverrecorded', now() - interval '1 hour'), "
+                       "('%s', 'orphan-2', '\\x00', 'running', '%s', now() - interval '1 hour') "
+                       "RETURNING 1", st->m.id, st->m.id, chk));
+    for (int i = 0; i < 200 && h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys "
+                                                  "WHERE key = 'orphan-1'") > 0;
+         i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys WHERE "
+                                        "key = 'orphan-1'"), 0);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys WHERE "
+                                        "key = 'orphan-2'"), 1);
+    h_resp_t r = op(pay, "refunds", "{\"amount\":100}", "orphan-1");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    free(pay);
+    free(chk);
+}
+END_TEST
+
 START_TEST(card_testing_from_one_ip_is_declined_by_fraud)
 {
     long charges = h_stack_charges(st, NULL);
@@ -279,12 +311,19 @@ START_TEST(block_list_declines_without_calling_a_provider_and_allow_beats_rules)
 }
 END_TEST
 
-static h_resp_t review(const char *chk, const char *decision)
+static h_resp_t review_keyed(const char *chk, const char *decision, const char *key)
 {
-    char url[256], body[64];
+    char url[256], body[64], hdr[320];
     snprintf(url, sizeof url, "%s/v1/checkouts/%s/review", st->gw[0]->url, chk);
     snprintf(body, sizeof body, "{\"decision\":\"%s\"}", decision);
-    return h_http("POST", url, st->m.sk, body, NULL);
+    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key ? key : "");
+    const char *headers[] = {key ? hdr : NULL, NULL};
+    return h_http("POST", url, st->m.sk, body, headers);
+}
+
+static h_resp_t review(const char *chk, const char *decision)
+{
+    return review_keyed(chk, decision, NULL);
 }
 
 static bool released(void *cls)
@@ -333,13 +372,33 @@ START_TEST(review_queue_approve_captures_and_reject_voids_and_releases)
                                 ca),
                      1);
 
-    r = review(cb, "reject");
+    /* with an Idempotency-Key: checked, replayed as stored, bound to its body */
+    char longkey[300];
+    memset(longkey, 'k', sizeof longkey - 1);
+    longkey[sizeof longkey - 1] = '\0';
+    r = review_keyed(cb, "reject", longkey);
+    h_assert_error(&r, 400, ERR_IDEMPOTENCY_KEY_INVALID);
+    h_resp_free(&r);
+    r = review_keyed(cb, "reject", "rev-b");
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "status"), "declined");
     ck_assert_str_eq(h_json_str(r.json, "payment.status"), "voided");
     ck_assert_str_eq(h_json_str(r.json, "error.code"), "fraud_declined");
+    char *first = strdup(r.body);
     h_resp_free(&r);
-    r = review(cb, "reject"); /* replay */
+    r = review_keyed(cb, "reject", "rev-b"); /* replay */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, first);
+    char *rep = h_resp_header(&r, "Idempotent-Replayed");
+    ck_assert_ptr_nonnull(rep);
+    ck_assert_str_eq(rep, "true");
+    free(rep);
+    h_resp_free(&r);
+    free(first);
+    r = review_keyed(cb, "approve", "rev-b"); /* same key, another body */
+    h_assert_error(&r, 422, ERR_KEY_REUSED);
+    h_resp_free(&r);
+    r = review(cb, "reject"); /* replay without a key */
     ck_assert_int_eq(r.status, 200);
     h_resp_free(&r);
     r = review(cb, "approve");
@@ -368,6 +427,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, teardown);
     tcase_add_test(tc, capture_refund_void_rules);
     tcase_add_test(tc, unknown_refund_stays_unknown_until_the_provider_answers);
+    tcase_add_test(tc, a_key_whose_request_died_before_recording_is_released);
     tcase_add_test(tc, card_testing_from_one_ip_is_declined_by_fraud);
     tcase_add_test(tc, refused_card_numbers_count_against_the_ip);
     tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
