@@ -2,7 +2,6 @@
  * credentials parsed into guarded memory, and the public view. */
 #include "providers/internal.h"
 #include <ctype.h>
-#include <curl/curl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,27 +59,10 @@ static const char *check_type(const json_t *v)
  * fragment, so nothing secret can hide in the URL and paths append cleanly. */
 static const char *check_url(const json_t *v)
 {
-    const char *s = json_string_value(v);
-    const char *bad = "must be an https URL (plain http only to a loopback address) without "
-                      "user, query or fragment";
-    CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL, *user = NULL, *query = NULL, *frag = NULL;
-    bool ok = u && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0];
-    if (ok) {
-        ok = curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_OK &&
-             curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK &&
-             curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) != CURLUE_OK;
-        ok = ok && (!strcmp(scheme, "https") || httpc_url_is_loopback_http(s));
-    }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(user);
-    curl_free(query);
-    curl_free(frag);
-    curl_url_cleanup(u);
-    return ok ? NULL : bad;
+    return httpc_url_outbound_ok(json_string_value(v), false)
+               ? NULL
+               : "must be an https URL (plain http only to a loopback address) without user, "
+                 "query or fragment";
 }
 
 static void fail(jspec_error_t *err, err_code_t code, const char *param, const char *reason)

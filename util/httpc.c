@@ -229,6 +229,31 @@ bool httpc_url_is_loopback_http(const char *url)
     return ok;
 }
 
+bool httpc_url_outbound_ok(const char *url, bool allow_query)
+{
+    for (const char *p = url; p && *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return false; /* no spaces, controls (header injection) or raw UTF-8 */
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *user = NULL, *query = NULL, *frag = NULL;
+    bool ok = u && url && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0];
+    if (ok) {
+        ok = curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_OK &&
+             curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) != CURLUE_OK &&
+             (allow_query || curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK);
+        ok = ok && (!strcmp(scheme, "https") || httpc_url_is_loopback_http(url));
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    curl_free(query);
+    curl_free(frag);
+    curl_url_cleanup(u);
+    return ok;
+}
+
 char *httpc_escape(const char *s)
 {
     char *e = curl_easy_escape(NULL, s, 0);

@@ -55,10 +55,10 @@ static bool id_ok(const char *id)
 
 static const char *check_url(const json_t *v)
 {
-    const char *u = json_string_value(v);
-    if (strncmp(u, "https://", 8) == 0 || httpc_url_is_loopback_http(u))
+    if (httpc_url_outbound_ok(json_string_value(v), true))
         return NULL;
-    return "must be an https:// URL (plain http only to a loopback address)";
+    return "must be an https:// URL with a host (plain http only to a loopback address), "
+           "without spaces, control characters, user or fragment";
 }
 
 static const char *check_events(const json_t *v)

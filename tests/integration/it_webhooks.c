@@ -205,6 +205,18 @@ START_TEST(webhook_documents_are_validated)
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
     h_resp_free(&r);
+    /* no host, a space in the host, a header smuggled into the URL, user info */
+    static const char *const bad_urls[] = {"https://", "https://exa mple.com/",
+                                           "https://example.com/\\r\\nX-Injected: 1",
+                                           "https://user:pw@example.com/hook"};
+    for (size_t i = 0; i < PC_ARRAY_LEN(bad_urls); i++) {
+        char *doc = str_printf("{\"url\":\"%s\",\"events\":[\"*\"]}", bad_urls[i]);
+        r = h_http("PUT", url, st->m.sk, doc, NULL);
+        h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+        ck_assert_msg(!strcmp(h_json_str(r.json, "error.param"), "url"), "%s: %s", doc, r.body);
+        h_resp_free(&r);
+        free(doc);
+    }
     r = h_http("PUT", url, st->m.sk, "{\"url\":\"https://example.com/x\",\"events\":[\"order.eaten\"]}", NULL);
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "events");
