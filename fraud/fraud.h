@@ -110,6 +110,12 @@ fraud_rules_t *fraud_rules_parse(const json_t *doc, int64_t version,
 fraud_rules_t *fraud_rules_default(void) PC_WUR;
 /* The default document itself (borrowed, immutable). */
 const json_t *fraud_rules_default_doc(void);
+/* Thresholds of a document that names none. */
+#define FRAUD_DEFAULT_REVIEW 60
+#define FRAUD_DEFAULT_DECLINE 85
+/* A copy of a valid document with every omitted part spelled out as it
+ * applies (thresholds, each block and allow list, rules), for replies. */
+json_t *fraud_rules_doc_complete(const json_t *doc) PC_WUR;
 fraud_rules_t *fraud_rules_ref(fraud_rules_t *r);
 void fraud_rules_release(fraud_rules_t *r);            /* NULL is fine */
 const json_t *fraud_rules_doc(const fraud_rules_t *r); /* borrowed */

@@ -452,7 +452,7 @@ static bool rule_parse(pctx_t *x, const json_t *j, size_t idx, rule_t *out)
 static bool doc_parse(pctx_t *x, const json_t *doc)
 {
     fraud_rules_t *r = x->r;
-    int64_t review = 60, decline = 85;
+    int64_t review = FRAUD_DEFAULT_REVIEW, decline = FRAUD_DEFAULT_DECLINE;
     const json_t *block = NULL, *allow = NULL, *rules = NULL;
     const jspec_field_t spec[] = {
         JSPEC_I64("review_threshold", 0, 1, 100, &review),
@@ -590,4 +590,31 @@ const json_t *fraud_rules_default_doc(void)
 {
     pthread_once(&default_once, default_load);
     return default_rules->doc;
+}
+
+json_t *fraud_rules_doc_complete(const json_t *doc)
+{
+    json_t *d = json_deep_copy(doc);
+    if (!json_is_object(d)) {
+        json_decref(d);
+        return NULL;
+    }
+    if (!json_object_get(d, "review_threshold"))
+        json_object_set_new(d, "review_threshold", json_integer(FRAUD_DEFAULT_REVIEW));
+    if (!json_object_get(d, "decline_threshold"))
+        json_object_set_new(d, "decline_threshold", json_integer(FRAUD_DEFAULT_DECLINE));
+    static const char *const sides[] = {"block", "allow"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *side = json_object_get(d, sides[i]);
+        if (!json_is_object(side)) {
+            side = json_object();
+            json_object_set_new(d, sides[i], side);
+        }
+        for (int l = 0; l < L_COUNT; l++)
+            if (!json_object_get(side, list_names[l]))
+                json_object_set_new(side, list_names[l], json_array());
+    }
+    if (!json_object_get(d, "rules"))
+        json_object_set_new(d, "rules", json_array());
+    return d;
 }

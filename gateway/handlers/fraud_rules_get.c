@@ -5,7 +5,7 @@
 
 json_t *fraud_rules_body(const json_t *doc, int64_t version, const char *updated, bool is_default)
 {
-    json_t *body = json_deep_copy(doc);
+    json_t *body = fraud_rules_doc_complete(doc); /* "{}" shows what applies */
     if (!body)
         return NULL;
     json_object_set_new(body, "object", json_string("fraud_rules"));

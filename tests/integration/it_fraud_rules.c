@@ -66,11 +66,37 @@ START_TEST(get_returns_the_default_set_until_one_is_stored)
     ck_assert_str_eq(h_json_str(r.json, "object"), "fraud_rules");
     ck_assert_int_eq(h_json_int(r.json, "version"), 0);
     ck_assert(json_is_true(json_object_get(r.json, "default")));
-    json_t *d = doc_part(r.json);
-    ck_assert(json_equal(d, fraud_rules_default_doc()));
+    json_t *d = doc_part(r.json), *want = fraud_rules_doc_complete(fraud_rules_default_doc());
+    ck_assert(json_equal(d, want));
+    json_decref(want);
     ck_assert_int_eq(h_json_int(r.json, "review_threshold"), 60);
     ck_assert_int_eq(h_json_int(r.json, "decline_threshold"), 85);
     json_decref(d);
+    h_resp_free(&r);
+}
+END_TEST
+
+/* API.md promises at least the full shape: a document that leaves parts
+ * out is answered with what applies (default thresholds, empty lists). */
+START_TEST(an_empty_document_is_answered_in_full)
+{
+    h_merchant_t e = h_merchant_create(db, "Empty Rules Shop");
+    h_resp_t r = put_rules(ga, e.sk, "{}");
+    ck_assert_msg(r.status == 200, "PUT: %ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_get(ga, "/v1/fraud/rules", e.sk);
+    ck_assert_int_eq(h_json_int(r.json, "review_threshold"), 60);
+    ck_assert_int_eq(h_json_int(r.json, "decline_threshold"), 85);
+    static const char *const parts[] = {"block.emails", "block.ips", "block.fingerprints",
+                                        "block.bins", "block.countries", "allow.emails",
+                                        "allow.ips", "allow.fingerprints", "allow.bins",
+                                        "allow.countries"};
+    for (size_t i = 0; i < PC_ARRAY_LEN(parts); i++) {
+        json_t *v = json_object_get(json_object_get(r.json, i < 5 ? "block" : "allow"),
+                                    strchr(parts[i], '.') + 1);
+        ck_assert_msg(json_is_array(v) && json_array_size(v) == 0, "%s in %s", parts[i], r.body);
+    }
+    ck_assert(json_is_array(json_object_get(r.json, "rules")));
     h_resp_free(&r);
 }
 END_TEST
@@ -88,9 +114,10 @@ START_TEST(put_replaces_the_document_and_get_returns_it)
     r = h_get(ga, "/v1/fraud/rules", m.sk);
     ck_assert_int_eq(r.status, 200);
     ck_assert_int_eq(h_json_int(r.json, "version"), 1);
-    json_t *got = doc_part(r.json);
-    ck_assert_msg(json_equal(got, sent), "GET returned %s", r.body);
+    json_t *got = doc_part(r.json), *want = fraud_rules_doc_complete(sent);
+    ck_assert_msg(json_equal(got, want), "GET returned %s", r.body);
     json_decref(got);
+    json_decref(want);
 
     /* a GET body (metadata included) goes back as a PUT: edit and replace */
     json_object_set_new(r.json, "review_threshold", json_integer(55));
@@ -394,6 +421,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, get_returns_the_default_set_until_one_is_stored);
     tcase_add_test(tc, put_replaces_the_document_and_get_returns_it);
+    tcase_add_test(tc, an_empty_document_is_answered_in_full);
     tcase_add_test(tc, invalid_documents_are_refused_naming_the_problem);
     tcase_add_test(tc, only_secret_keys_read_or_change_rules);
     tcase_add_test(tc, a_change_on_one_instance_applies_on_every_instance);
