@@ -95,9 +95,12 @@ pc_pg_start() { # BASE SECRETS
       start >/dev/null || { tail -20 "$base/log/postgres.log" >&2; pc_die "PostgreSQL did not start"; }
   fi
   # Login roles for the services; the migrations grant them their schemas.
-  pc_psql_admin "$base" "$secrets" postgres \
-    -v pw_gateway="$(cat "$secrets/db_gateway")" -v pw_vault="$(cat "$secrets/db_vault")" \
-    -v pw_auditor="$(cat "$secrets/db_auditor")" >/dev/null <<'SQL'
+  # The passwords reach psql on stdin (printf is a builtin), never in a
+  # process's arguments where any local user could read them.
+  {
+    printf '\\set pw_gateway %s\n\\set pw_vault %s\n\\set pw_auditor %s\n' \
+      "$(cat "$secrets/db_gateway")" "$(cat "$secrets/db_vault")" "$(cat "$secrets/db_auditor")"
+    cat <<'SQL'
 SET client_min_messages = warning;
 SELECT format('CREATE ROLE %I', r) FROM unnest(ARRAY['portcullis_gateway','portcullis_vault','portcullis_auditor']) r
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) \gexec
@@ -109,6 +112,7 @@ ALTER ROLE portcullis_gateway SET idle_in_transaction_session_timeout = '60s';
 ALTER ROLE portcullis_vault SET statement_timeout = '15s';
 ALTER ROLE portcullis_vault SET idle_in_transaction_session_timeout = '60s';
 SQL
+  } | pc_psql_admin "$base" "$secrets" postgres >/dev/null
 }
 
 pc_pg_createdb() { # BASE SECRETS DB
