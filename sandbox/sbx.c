@@ -173,16 +173,28 @@ typedef struct {
 
 static hmap_t idem;
 
+/* A request body holds a card number and CVC: only its hash is kept to tell
+ * a replay from a different request under the same key. */
+static void fp_hash(const char *fp, char out[65])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)(fp ? fp : ""), fp ? strlen(fp) : 0,
+                       NULL, 0);
+    sodium_bin2hex(out, 65, h, sizeof h);
+}
+
 sbx_idem_t sbx_idem_begin(const char *key, const char *fp, unsigned *status, char **body)
 {
+    char fph[65];
+    fp_hash(fp, fph);
     pthread_mutex_lock(&state_mu);
     idem_t *e = hget(&idem, key);
     sbx_idem_t r = SBX_IDEM_NEW;
     if (!e) {
         e = calloc(1, sizeof *e);
-        e->fingerprint = strdup(fp ? fp : "");
+        e->fingerprint = strdup(fph);
         hput(&idem, key, e);
-    } else if (strcmp(e->fingerprint, fp ? fp : "") != 0) {
+    } else if (strcmp(e->fingerprint, fph) != 0) {
         r = SBX_IDEM_MISMATCH;
     } else if (!e->body) {
         r = SBX_IDEM_IN_PROGRESS;
