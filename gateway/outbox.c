@@ -255,10 +255,20 @@ static void items_free(outbox_item_t *items, int n)
     free(items);
 }
 
-/* One round: lock due rows, deliver them in parallel, record the results,
- * commit. The transaction stays open while the batch is delivered: its row
- * locks are the lease, released by the database if this process dies.
- * Returns rows handled. */
+/* How long a claimed batch is ours: every worker delivering its share one
+ * after another, each up to its timeouts, plus slack. A batch that overruns
+ * it may be delivered twice (receivers deduplicate on the event id, and
+ * inventory requests are idempotent by reservation), never lost. */
+static int lease_s(void)
+{
+    int64_t par = gw_cfg.outbox_workers > 0 ? gw_cfg.outbox_workers : 1;
+    int64_t rounds = (gw_cfg.outbox_batch + par - 1) / par;
+    return (int)(rounds * (gw_cfg.outbox_timeout_ms + 2000) / 1000 + 30);
+}
+
+/* One round: claim and lease due rows, deliver them in parallel with no
+ * transaction open, record the results in one statement. Returns rows
+ * handled. */
 static int round_once(void)
 {
     db_conn_t *c = db_pool_acquire(gw.db);
@@ -266,35 +276,37 @@ static int round_once(void)
         return 0;
     outbox_item_t *items = NULL;
     int n = 0;
-    db_status_t s = db_exec_simple(c, "BEGIN");
-    if (s == DB_OK)
-        s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s, &items, &n);
+    db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s,
+                                    lease_s(), &items, &n);
+    db_pool_release(c); /* not held through the deliveries */
     if (s != DB_OK || n == 0) {
-        PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
-        db_pool_release(c);
         items_free(items, n);
         return 0;
     }
     pthread_mutex_lock(&mu);
-    batch = items;
-    batch_n = n;
-    batch_next = 0;
-    batch_done = 0;
-    pthread_cond_broadcast(&work_cv);
-    while (batch_done < batch_n)
-        pthread_cond_wait(&done_cv, &mu);
-    batch = NULL;
-    batch_n = batch_next = batch_done = 0;
+    bool stopping = stop_flag; /* the workers may be gone: nothing to hand them */
+    if (!stopping) {
+        batch = items;
+        batch_n = n;
+        batch_next = 0;
+        batch_done = 0;
+        pthread_cond_broadcast(&work_cv);
+        while (batch_done < batch_n)
+            pthread_cond_wait(&done_cv, &mu);
+        batch = NULL;
+        batch_n = batch_next = batch_done = 0;
+    }
     pthread_mutex_unlock(&mu);
-
-    s = db_outbox_results(c, items, n);
-    if (s == DB_OK)
-        s = db_exec_simple(c, "COMMIT");
-    else
-        PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
+    if (stopping) {
+        items_free(items, n); /* leased, undelivered: due again when the lease ends */
+        return 0;
+    }
+    c = db_pool_acquire(gw.db);
+    s = c ? db_outbox_results(c, items, n) : DB_UNAVAILABLE;
     db_pool_release(c);
     if (s != DB_OK)
-        log_warn("outbox: recording %d delivery results failed; they will be delivered again", n);
+        log_warn("outbox: recording %d delivery results failed; they will be delivered again "
+                 "when their lease ends", n);
     items_free(items, n);
     return n;
 }

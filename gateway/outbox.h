@@ -27,9 +27,11 @@ typedef struct {
     char error[200];
 } outbox_item_t;
 
-/* Locks up to `limit` due rows inside the caller's transaction. */
-db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, outbox_item_t **items,
-                            int *n) PC_WUR;
+/* Claims up to `limit` due rows (one statement, its own transaction) and
+ * leases them for lease_s seconds: they come due again if no result is
+ * recorded by then. */
+db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int lease_s,
+                            outbox_item_t **items, int *n) PC_WUR;
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
 
 #endif

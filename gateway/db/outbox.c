@@ -1,26 +1,34 @@
 /* Outbox claiming and results. A claim is one statement (its own short
- * transaction): due rows are locked with FOR UPDATE SKIP LOCKED, so any
+ * transaction): due rows are picked with FOR UPDATE SKIP LOCKED, so any
  * number of instances can dispatch, and pushed into the future by a lease,
- * so a crashed dispatcher's rows come due again on their own. */
+ * so a crashed dispatcher's rows come due again on their own. Deliveries run
+ * with no transaction open, and their results are one more statement. */
 #include "gateway/outbox.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Locks due rows for the caller's open transaction: the row locks are the
- * lease (a dispatcher that dies releases them with its connection), so a
- * row is written once per delivery attempt (its result), not twice. */
+/* Why not hold the row locks through the deliveries (one write per delivery
+ * instead of two): a batch can take longer than the database lets a session
+ * sit idle in a transaction (idle_in_transaction_session_timeout), and a
+ * receiver that never answers would then get its rows claimed again, for
+ * ever, ahead of everyone else's, with attempts never counted. */
 DB_STMT(outbox_claim,
+        "WITH due AS (SELECT id FROM gateway.outbox WHERE state = 'pending' "
+        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 "
+        "  FOR UPDATE SKIP LOCKED), "
+        "leased AS (UPDATE gateway.outbox o "
+        "  SET next_attempt_at = now() + make_interval(secs => $3::int) "
+        "  FROM due WHERE o.id = due.id RETURNING o.*) "
         "SELECT o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
         " COALESCE(o.endpoint_id, ''), COALESCE(w.url, o.target), o.attempts + 1, "
         " (o.created_at < now() - make_interval(secs => $2::bigint)), "
         " ev.type, extract(epoch FROM ev.created_at)::bigint, ev.data::text, w.secret_sealed, "
         " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END "
-        "FROM gateway.outbox o "
+        "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
         "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = o.endpoint_id "
-        "WHERE o.state = 'pending' AND o.next_attempt_at <= now() "
-        "ORDER BY o.next_attempt_at LIMIT $1 FOR UPDATE OF o SKIP LOCKED");
+        "ORDER BY o.id");
 
 static char *dup_or_null(const PGresult *r, int i, int col)
 {
@@ -28,13 +36,14 @@ static char *dup_or_null(const PGresult *r, int i, int col)
     return s ? strdup(s) : NULL;
 }
 
-db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, outbox_item_t **items,
-                            int *n)
+db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int lease_s,
+                            outbox_item_t **items, int *n)
 {
     db_params_t p;
     db_params_init(&p);
     db_param_int(&p, limit);
     db_param_int(&p, max_age_s);
+    db_param_int(&p, lease_s);
     PGresult *r;
     *n = 0;
     *items = NULL;

@@ -3,7 +3,10 @@
  * with the same id; a tampered body or an old timestamp fails verification;
  * redelivery keeps the id; a rotated secret signs with both secrets. */
 #include "tests/harness/stack.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sodium.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -232,6 +235,54 @@ START_TEST(webhook_documents_are_validated)
 }
 END_TEST
 
+static long idle_in_transaction(void)
+{
+    return h_sql_long(st->db, "SELECT count(*) FROM pg_stat_activity WHERE usename = "
+                              "'portcullis_gateway' AND state LIKE 'idle in transaction%%'");
+}
+
+/* A receiver that takes the connection and never answers holds no database
+ * transaction open while its delivery waits (a batch can outlast the
+ * session's idle-in-transaction limit, and the rows would then be claimed
+ * again for ever, uncounted), and its failed attempt is counted. */
+START_TEST(a_receiver_that_never_answers_holds_no_transaction)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    ck_assert_int_eq(listen(fd, 64), 0); /* the kernel completes connects; nobody reads */
+    socklen_t al = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    char url[256], doc[256];
+    snprintf(url, sizeof url, "%s/v1/webhooks/hangs", st->gw[0]->url);
+    snprintf(doc, sizeof doc, "{\"url\":\"http://127.0.0.1:%d/hook\",\"events\":[\"*\"]}",
+             ntohs(a.sin_port));
+    h_resp_t r = h_http("PUT", url, st->m.sk, doc, NULL);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    usleep(300 * 1000);
+    char *chk = paid_checkout();
+    json_t *e = wait_event(chk, 10000); /* the other endpoint is not held back */
+    ck_assert_ptr_nonnull(e);
+    json_decref(e);
+    for (int i = 0; i < 20; i++) { /* while the hanging delivery waits */
+        ck_assert_int_eq(idle_in_transaction(), 0);
+        usleep(100 * 1000);
+    }
+    long counted = 0;
+    for (int i = 0; i < 300 && counted == 0; i++) {
+        counted = h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE endpoint_id = "
+                                     "'hangs' AND attempts >= 1");
+        usleep(100 * 1000);
+    }
+    ck_assert_int_ge(counted, 1);
+    r = h_http("PUT", url, st->m.sk, "{\"enabled\":false}", NULL);
+    h_resp_free(&r);
+    close(fd);
+    free(chk);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_webhooks");
@@ -241,6 +292,7 @@ int main(void)
     tcase_add_test(tc, failing_receiver_gets_the_event_later_with_the_same_id);
     tcase_add_test(tc, rotated_secret_signs_with_both_and_tampering_fails);
     tcase_add_test(tc, webhook_documents_are_validated);
+    tcase_add_test(tc, a_receiver_that_never_answers_holds_no_transaction);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
