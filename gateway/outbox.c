@@ -191,7 +191,7 @@ static void deliver_inventory(outbox_item_t *it)
     plat_status_t st = gw_inventory_finish(it->target, commit, &http);
     if (st == PLAT_OK || (!commit && http == 404)) {
         it->result = OUTBOX_DELIVERED;
-    } else if (st == PLAT_REJECTED) {
+    } else if (st == PLAT_REJECTED && http != 408 && http != 429) {
         /* e.g. committing a reservation that expired: retrying cannot help */
         it->result = OUTBOX_FAILED;
         snprintf(it->error, sizeof it->error, "inventory refused %s (HTTP %ld)",
@@ -200,9 +200,11 @@ static void deliver_inventory(outbox_item_t *it)
                  json_pack("{s:s, s:s, s:i}", "reservation_id", it->target, "op",
                            commit ? "commit" : "release", "status", (int)http));
     } else {
+        /* down, timed out, or "not now" (408, 429): a paid order's commit must
+         * not be given up for a passing refusal */
         it->result = OUTBOX_RETRY;
-        snprintf(it->error, sizeof it->error, "inventory %s", st == PLAT_UNKNOWN ? "timeout"
-                                                                                 : "unavailable");
+        snprintf(it->error, sizeof it->error, "inventory %s",
+                 st == PLAT_UNKNOWN ? "timeout" : st == PLAT_REJECTED ? "busy" : "unavailable");
     }
 }
 
