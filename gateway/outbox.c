@@ -59,21 +59,24 @@ void gw_webhook_sign(const secret_t *secret, const secret_t *previous, int64_t t
 
 /* Unsealed signing secrets, cached by a hash of their sealed form, so a
  * delivery costs no vault round trip; a rotated secret has a new sealed
- * form and simply misses. Deliveries sign under the cache lock instead of
- * copying secrets out (an HMAC costs microseconds; a guarded copy costs
- * system calls). */
-#define SECRET_CACHE 128
+ * form and simply misses. Two ways per set, so an endpoint's current and
+ * previous secrets (both needed during a rotation) never evict each other.
+ * Deliveries sign under the cache lock instead of copying secrets out (an
+ * HMAC costs microseconds; a guarded copy costs system calls); a secret
+ * unsealed for this delivery signs it whether or not it stays cached. */
+#define SECRET_SETS 64
 static struct {
     unsigned char h[32];
     secret_t *s;
-} secret_cache[SECRET_CACHE];
+} secret_cache[SECRET_SETS][2];
+static unsigned secret_victim[SECRET_SETS];
 static pthread_mutex_t secret_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t secret_slot(const char *merchant_id, const char *sealed, unsigned char h[32])
+static size_t secret_set(const char *merchant_id, const char *sealed, unsigned char h[32])
 {
     crypto_generichash(h, 32, (const unsigned char *)sealed, strlen(sealed),
                        (const unsigned char *)merchant_id, strlen(merchant_id));
-    return h[0] % SECRET_CACHE;
+    return h[0] % SECRET_SETS;
 }
 
 /* The cached secret for this sealed text (call with secret_mu held). */
@@ -82,31 +85,40 @@ static const secret_t *secret_cached(const char *merchant_id, const char *sealed
     unsigned char h[32];
     if (!sealed)
         return NULL;
-    size_t slot = secret_slot(merchant_id, sealed, h);
-    if (secret_cache[slot].s && sodium_memcmp(secret_cache[slot].h, h, 32) == 0)
-        return secret_cache[slot].s;
+    size_t set = secret_set(merchant_id, sealed, h);
+    for (int w = 0; w < 2; w++)
+        if (secret_cache[set][w].s && sodium_memcmp(secret_cache[set][w].h, h, 32) == 0)
+            return secret_cache[set][w].s;
     return NULL;
 }
 
-/* Makes sure the secret is cached, unsealing it through the vault if not. */
-static bool secret_ensure(const char *merchant_id, const char *sealed)
+/* Caches s (taken) unless it already is (call with secret_mu held). */
+static void secret_store(const char *merchant_id, const char *sealed, secret_t *s)
 {
+    if (secret_cached(merchant_id, sealed)) {
+        secret_free(s);
+        return;
+    }
+    unsigned char h[32];
+    size_t set = secret_set(merchant_id, sealed, h);
+    int w = !secret_cache[set][0].s ? 0 : !secret_cache[set][1].s ? 1 : (int)(secret_victim[set]++ & 1);
+    secret_free(secret_cache[set][w].s);
+    memcpy(secret_cache[set][w].h, h, 32);
+    secret_cache[set][w].s = s;
+}
+
+/* The secret for sealed: *own is set when it had to be unsealed (the
+ * caller signs with it, then stores it). False when the vault cannot. */
+static bool secret_fetch(const char *merchant_id, const char *sealed, secret_t **own)
+{
+    *own = NULL;
     pthread_mutex_lock(&secret_mu);
     bool have = secret_cached(merchant_id, sealed) != NULL;
     pthread_mutex_unlock(&secret_mu);
     if (have)
         return true;
-    secret_t *s = gw_secret_unseal(merchant_id, "webhook", sealed);
-    if (!s)
-        return false;
-    unsigned char h[32];
-    size_t slot = secret_slot(merchant_id, sealed, h);
-    pthread_mutex_lock(&secret_mu);
-    secret_free(secret_cache[slot].s);
-    memcpy(secret_cache[slot].h, h, 32);
-    secret_cache[slot].s = s;
-    pthread_mutex_unlock(&secret_mu);
-    return true;
+    *own = gw_secret_unseal(merchant_id, "webhook", sealed);
+    return *own != NULL;
 }
 
 /* Portcullis-Signature for one delivery; false when the secret is not
@@ -114,17 +126,23 @@ static bool secret_ensure(const char *merchant_id, const char *sealed)
 static bool sign_delivery(const outbox_item_t *it, const char *body, size_t len, char *out,
                           size_t outlen)
 {
-    if (!secret_ensure(it->merchant_id, it->secret_sealed))
+    secret_t *own = NULL, *own_prev = NULL;
+    if (!secret_fetch(it->merchant_id, it->secret_sealed, &own))
         return false;
-    if (it->previous_sealed && !secret_ensure(it->merchant_id, it->previous_sealed))
+    if (it->previous_sealed && !secret_fetch(it->merchant_id, it->previous_sealed, &own_prev))
         log_warn("outbox: the previous signing secret could not be unsealed; one signature sent");
     pthread_mutex_lock(&secret_mu);
-    const secret_t *sec = secret_cached(it->merchant_id, it->secret_sealed);
-    const secret_t *prev = secret_cached(it->merchant_id, it->previous_sealed);
+    const secret_t *sec = own ? own : secret_cached(it->merchant_id, it->secret_sealed);
+    const secret_t *prev = own_prev ? own_prev
+                                    : secret_cached(it->merchant_id, it->previous_sealed);
     if (sec)
         gw_webhook_sign(sec, prev, (int64_t)time(NULL), body, len, out, outlen);
+    if (own)
+        secret_store(it->merchant_id, it->secret_sealed, own);
+    if (own_prev)
+        secret_store(it->merchant_id, it->previous_sealed, own_prev);
     pthread_mutex_unlock(&secret_mu);
-    return sec != NULL;
+    return sec != NULL; /* NULL only if evicted between fetch and sign: retried later */
 }
 
 /* ----------------------------------------------------------- delivery */
@@ -378,8 +396,9 @@ void gw_outbox_stop(void)
         pthread_join(workers[i], NULL);
     free(workers);
     running = false;
-    for (int i = 0; i < SECRET_CACHE; i++) {
-        secret_free(secret_cache[i].s);
-        secret_cache[i].s = NULL;
-    }
+    for (int i = 0; i < SECRET_SETS; i++)
+        for (int w = 0; w < 2; w++) {
+            secret_free(secret_cache[i][w].s);
+            secret_cache[i][w].s = NULL;
+        }
 }
