@@ -283,6 +283,52 @@ START_TEST(a_receiver_that_never_answers_holds_no_transaction)
 }
 END_TEST
 
+static PGresult *run(PGconn *pg, const char *q)
+{
+    PGresult *r = PQexec(pg, q);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK,
+                  "%s: %s", q, PQresultErrorMessage(r));
+    return r;
+}
+
+static bool listed(const char *id)
+{
+    h_resp_t r = h_get(st->gw[0], "/v1/events?limit=100&type=test.visibility", st->m.sk);
+    ck_assert_int_eq(r.status, 200);
+    bool found = strstr(r.body, id) != NULL;
+    h_resp_free(&r);
+    return found;
+}
+
+/* An event is listed only once every transaction that could still write an
+ * earlier one has ended: seq is taken at insert, not at commit, so listing
+ * seq 101 before seq 100 commits would let a consumer's cursor skip 100. */
+START_TEST(events_are_listed_only_once_no_earlier_one_can_appear)
+{
+    PGconn *a = h_db_connect(st->db, "admin"), *b = h_db_connect(st->db, "admin");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    char q[512];
+    PQclear(run(a, "BEGIN"));
+    snprintf(q, sizeof q, "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
+                          "('evt_vis_first', '%s', 'test.visibility', '{}')", st->m.id);
+    PQclear(run(a, q)); /* takes the lower seq, not committed yet */
+    snprintf(q, sizeof q, "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
+                          "('evt_vis_second', '%s', 'test.visibility', '{}')", st->m.id);
+    PQclear(run(b, q)); /* committed at once, with the higher seq */
+    ck_assert(!listed("evt_vis_second"));
+    PQclear(run(a, "COMMIT"));
+    ck_assert(listed("evt_vis_first"));
+    ck_assert(listed("evt_vis_second"));
+    h_resp_t r = h_get(st->gw[0], "/v1/events?type=test.visibility", st->m.sk);
+    ck_assert_str_eq(h_json_str(r.json, "data.0.id"), "evt_vis_first");
+    ck_assert_str_eq(h_json_str(r.json, "data.1.id"), "evt_vis_second");
+    h_resp_free(&r);
+    PQfinish(a);
+    PQfinish(b);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_webhooks");
@@ -293,6 +339,7 @@ int main(void)
     tcase_add_test(tc, rotated_secret_signs_with_both_and_tampering_fails);
     tcase_add_test(tc, webhook_documents_are_validated);
     tcase_add_test(tc, a_receiver_that_never_answers_holds_no_transaction);
+    tcase_add_test(tc, events_are_listed_only_once_no_earlier_one_can_appear);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
