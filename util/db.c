@@ -5,6 +5,7 @@
  * costs well under a microsecond against a round trip that costs tens; the
  * pool is never the bottleneck, commits are. */
 #include "util/util.h"
+#include <poll.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -147,6 +148,21 @@ void db_pool_destroy(db_pool_t *p)
     free(p);
 }
 
+/* An idle connection has nothing to read unless the server spoke first: a
+ * restart or an administrator's kill leaves EOF or a FATAL notice there.
+ * libpq would only notice when the next statement fails, and callers that
+ * run a single statement outside db_txn_run would answer 503 once per stale
+ * pooled connection; one poll(2) per acquire finds it first. */
+static bool idle_conn_dead(PGconn *pg)
+{
+    struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
+    if (pfd.fd < 0)
+        return true;
+    if (poll(&pfd, 1, 0) <= 0)
+        return false; /* quiet: alive as far as can be told */
+    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+}
+
 db_conn_t *db_pool_acquire(db_pool_t *p)
 {
     struct timespec dl;
@@ -177,7 +193,7 @@ db_conn_t *db_pool_acquire(db_pool_t *p)
     p->in_use++;
     p->acquired++;
     pthread_mutex_unlock(&p->mu);
-    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
+    if (!c->pg || PQstatus(c->pg) != CONNECTION_OK || idle_conn_dead(c->pg)) {
         if (!conn_reset(c)) {
             db_pool_release(c);
             return NULL;

@@ -274,6 +274,8 @@ static vault_status_t transact(vault_client_t *vc, build_fn build, const void *a
                                proto_msg_t *msg, vconn_t **out)
 {
     *out = NULL;
+    if (!vc)
+        return VAULT_UNAVAILABLE; /* no vault configured: nothing can be asked */
     int64_t deadline = time_mono_us() + (int64_t)vc->timeout_ms * 1000;
     vconn_t *c = conn_acquire(vc, deadline);
     if (!c)

@@ -214,6 +214,28 @@ START_TEST(ambiguous_framing_and_odd_ids_are_4xx)
 }
 END_TEST
 
+/* A gatewayd started without a vault answers card requests 503, and keeps
+ * serving (it used to dereference the missing vault client). */
+START_TEST(no_vault_configured_is_503_not_a_crash)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/checkouts", gwy->port);
+    const char *headers[] = {"Idempotency-Key: no-vault-1", NULL};
+    h_resp_t r = h_http("POST", url, m.pk,
+                        "{\"cart\":{\"currency\":\"EUR\",\"items\":[{\"sku\":\"SKU-RED-MUG\","
+                        "\"quantity\":1}]},\"payment\":{\"token\":\"tok_aaaaaaaaaaaaaaaaaaaaaa\"},"
+                        "\"customer\":{\"email\":\"a@example.org\",\"ip\":\"203.0.113.7\"},"
+                        "\"shipping\":{\"name\":\"A\",\"line1\":\"1 Way\",\"city\":\"London\","
+                        "\"postal_code\":\"N1\",\"country\":\"GB\"}}",
+                        headers);
+    ck_assert_msg(r.status == 503, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    r = h_get(gwy, "/healthz", NULL);
+    ck_assert_int_eq(r.status, 200);
+    h_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_bad_input");
@@ -224,6 +246,7 @@ int main(void)
     tcase_add_test(tc, errors_name_the_field);
     tcase_add_test(tc, raw_garbage_on_the_socket_does_not_stop_the_server);
     tcase_add_test(tc, ambiguous_framing_and_odd_ids_are_4xx);
+    tcase_add_test(tc, no_vault_configured_is_503_not_a_crash);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }

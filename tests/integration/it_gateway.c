@@ -224,6 +224,30 @@ START_TEST(body_errors_are_json)
 }
 END_TEST
 
+/* Pooled connections that the server closed while they were idle (a
+ * restart, an administrator's kill) are found when taken from the pool,
+ * not by failing the next request with a 503. */
+START_TEST(server_closed_pool_connections_fail_no_request)
+{
+    h_merchant_t pm = h_merchant_create(db, "Pool Shop"); /* m's keys were rotated */
+    for (int i = 0; i < 5; i++) {
+        h_resp_t r = h_get(gwy, "/v1/merchant", pm.sk);
+        ck_assert_int_eq(r.status, 200);
+        h_resp_free(&r);
+    }
+    ck_assert_int_ge(h_sql_long(db, "SELECT count(pg_terminate_backend(pid)) FROM "
+                                    "pg_stat_activity WHERE usename = 'portcullis_gateway' "
+                                    "AND datname = current_database()"),
+                     1);
+    usleep(200 * 1000);
+    for (int i = 0; i < 10; i++) {
+        h_resp_t r = h_get(gwy, "/v1/merchant", pm.sk);
+        ck_assert_msg(r.status == 200, "request %d after the kill: %ld %s", i, r.status, r.body);
+        h_resp_free(&r);
+    }
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_gateway");
@@ -237,6 +261,7 @@ int main(void)
     tcase_add_test(tc, revoked_and_rotated_keys_stop_working);
     tcase_add_test(tc, generic_errors_are_json);
     tcase_add_test(tc, body_errors_are_json);
+    tcase_add_test(tc, server_closed_pool_connections_fail_no_request);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
