@@ -108,11 +108,16 @@ int main(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
+            /* reopen (log rotation) by putting the new file under the same
+             * descriptor number: a thread writing a line right now never sees
+             * a closed number that a socket may already have been given */
             int nfd = open_log();
-            if (nfd != 2) {
-                log_setup("gatewayd", lvl, nfd);
-                if (logfd != 2)
-                    close(logfd);
+            if (nfd != 2 && logfd != 2) {
+                if (dup2(nfd, logfd) < 0)
+                    log_warn("log reopen failed; still writing to the old file");
+                close(nfd);
+            } else if (nfd != 2) {
+                log_setup("gatewayd", lvl, nfd); /* was stderr: nothing to close */
                 logfd = nfd;
             }
             continue;

@@ -171,17 +171,23 @@ static void note_down(vault_client_t *vc, const char *why)
                            "error", why));
 }
 
+/* Non-blocking: a frozen vaultd whose accept queue is full makes a blocking
+ * connect(2) on a unix socket wait for ever (no timeout applies); this way
+ * it fails at once (EAGAIN) and the caller answers vault_unavailable. */
 static int connect_unix(vault_client_t *vc)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", vc->socket_path);
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        int e = errno;
         close(fd);
+        errno = e;
         return -1;
     }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
     return fd;
 }
 

@@ -2,6 +2,8 @@
  * metrics shape, authentication and roles, and every generic error case. */
 #include "gateway/gateway.h"
 #include "tests/harness/harness.h"
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -248,6 +250,31 @@ START_TEST(server_closed_pool_connections_fail_no_request)
 }
 END_TEST
 
+/* SIGHUP reopens the log file (rotation): lines go to the new file. */
+START_TEST(sighup_reopens_the_log_file)
+{
+    char logf[1100], old[1200];
+    snprintf(logf, sizeof logf, "%.*s.log", (int)(strlen(gwy->config) - 5), gwy->config);
+    snprintf(old, sizeof old, "%s.1", logf);
+    ck_assert_int_eq(rename(logf, old), 0);
+    kill(gwy->proc->pid, SIGHUP);
+    bool written = false;
+    for (int i = 0; i < 50 && !written; i++) {
+        usleep(100 * 1000);
+        h_resp_t r = h_get(gwy, "/healthz", NULL);
+        h_resp_free(&r);
+        FILE *f = fopen(logf, "r");
+        if (f) {
+            char line[2048];
+            while (!written && fgets(line, sizeof line, f))
+                written = strstr(line, "/healthz") != NULL;
+            fclose(f);
+        }
+    }
+    ck_assert_msg(written, "no request line in the reopened %s", logf);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_gateway");
@@ -262,6 +289,7 @@ int main(void)
     tcase_add_test(tc, generic_errors_are_json);
     tcase_add_test(tc, body_errors_are_json);
     tcase_add_test(tc, server_closed_pool_connections_fail_no_request);
+    tcase_add_test(tc, sighup_reopens_the_log_file);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
