@@ -16,11 +16,17 @@ static bool notify_running;
 
 static PGconn *listen_connect(void)
 {
-    const char *keys[] = {"dbname", "application_name", "password", NULL};
-    const char *vals[] = {gw_cfg.db_conninfo, "gatewayd-listen",
+    /* Over TCP, a peer that vanished without a reset (failover, partition)
+     * would leave this connection silently deaf; keepalives and a user
+     * timeout make the kernel notice within half a minute (ignored on unix
+     * sockets, where the server's exit is seen at once). */
+    const char *keys[] = {"dbname",         "application_name", "keepalives",       "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout", "password",
+                          NULL};
+    const char *vals[] = {gw_cfg.db_conninfo, "gatewayd-listen", "1", "10", "5", "3", "20000",
                           gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL, NULL};
-    if (!vals[2])
-        keys[2] = NULL;
+    if (!vals[7])
+        keys[7] = NULL;
     PGconn *pg = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(pg) != CONNECTION_OK) {
         PQfinish(pg);
@@ -36,9 +42,23 @@ static PGconn *listen_connect(void)
     return pg;
 }
 
+/* A listener that has heard nothing for this long proves it is still
+ * connected with a round trip; a deaf listener would let caches without a
+ * TTL (provider snapshots) outlive a change for as long as it stays deaf. */
+#define PROBE_AFTER_US (30 * 1000000LL)
+
+static bool listener_alive(PGconn *pg)
+{
+    PGresult *r = PQexec(pg, "SELECT 1");
+    bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+    return ok && PQstatus(pg) == CONNECTION_OK;
+}
+
 static void *notify_main(void *arg)
 {
     PGconn *pg = NULL;
+    int64_t heard = 0;
     while (!atomic_load(&notify_stop)) {
         if (!pg) {
             pg = listen_connect();
@@ -47,11 +67,23 @@ static void *notify_main(void *arg)
                 usleep(500 * 1000);
                 continue;
             }
+            heard = time_mono_us();
         }
         struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
         int rc = poll(&pfd, 1, 250);
         if (rc < 0)
             continue;
+        if (rc == 0 && time_mono_us() - heard > PROBE_AFTER_US) {
+            if (!listener_alive(pg)) {
+                log_warn("config listener lost its database connection");
+                PQfinish(pg);
+                pg = NULL;
+                continue;
+            }
+            heard = time_mono_us();
+        }
+        if (rc > 0)
+            heard = time_mono_us();
         if (rc > 0 && !PQconsumeInput(pg)) {
             log_warn("config listener lost its database connection");
             PQfinish(pg);

@@ -11,17 +11,54 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SLOTS 256
+/* 64 sets of 4 ways, least recently used out: with one slot per hash, two
+ * busy merchants sharing it would evict each other on every checkout, each
+ * reload costing a database read and a vault unseal (and an audit row) per
+ * provider, and leaving no snapshot to fall back on during a vault outage. */
+#define SETS 64
+#define WAYS 4
+#define SLOTS (SETS * WAYS)
+/* A snapshot is reloaded at least this often even if no change notice came
+ * (a listener that went deaf would otherwise keep old credentials for good). */
+#define MAX_AGE_US (300 * 1000000LL)
 
 static gw_providers_t *slots[SLOTS];
+static uint64_t used[SLOTS], tick;
+static int64_t loaded[SLOTS];
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 
-static size_t slot_of(const char *m)
+static size_t set_of(const char *m)
 {
     uint64_t h = 1469598103934665603ULL;
     for (; *m; m++)
         h = (h ^ (unsigned char)*m) * 1099511628211ULL;
-    return (size_t)(h % SLOTS);
+    return (size_t)(h % SETS) * WAYS;
+}
+
+/* The slot holding merchant m in its set, or -1 (call with mu held). */
+static int find_slot(size_t set, const char *m)
+{
+    for (size_t w = 0; w < WAYS; w++)
+        if (slots[set + w] && !strcmp(slots[set + w]->merchant_id, m))
+            return (int)(set + w);
+    return -1;
+}
+
+/* Where a new snapshot for m goes: its own slot, an empty one, or the least
+ * recently used (call with mu held). */
+static size_t victim_slot(size_t set, const char *m)
+{
+    int own = find_slot(set, m);
+    if (own >= 0)
+        return (size_t)own;
+    size_t v = set;
+    for (size_t w = 0; w < WAYS; w++) {
+        if (!slots[set + w])
+            return set + w;
+        if (used[set + w] < used[v])
+            v = set + w;
+    }
+    return v;
 }
 
 static void snapshot_free(gw_providers_t *p)
@@ -128,11 +165,14 @@ static db_status_t load(const char *merchant_id, uint64_t gen, gw_providers_t **
 db_status_t gw_providers_get(const char *merchant_id, gw_providers_t **out)
 {
     uint64_t gen = atomic_load(&gw_config_generation);
-    size_t k = slot_of(merchant_id);
+    size_t set = set_of(merchant_id);
+    int64_t now = time_mono_us();
     pthread_mutex_lock(&mu);
-    gw_providers_t *cur = slots[k];
-    if (cur && !strcmp(cur->merchant_id, merchant_id) && cur->generation == gen) {
+    int k = find_slot(set, merchant_id);
+    if (k >= 0 && slots[k]->generation == gen && now - loaded[k] < MAX_AGE_US) {
+        gw_providers_t *cur = slots[k];
         cur->refs++;
+        used[k] = ++tick;
         pthread_mutex_unlock(&mu);
         *out = cur;
         return DB_OK;
@@ -142,16 +182,19 @@ db_status_t gw_providers_get(const char *merchant_id, gw_providers_t **out)
     gw_providers_t *fresh = NULL;
     db_status_t s = load(merchant_id, gen, &fresh);
     pthread_mutex_lock(&mu);
-    cur = slots[k];
     if (s == DB_OK) {
-        if (cur && --cur->refs == 0)
-            snapshot_free(cur);
+        size_t v = victim_slot(set, merchant_id);
+        if (slots[v] && --slots[v]->refs == 0)
+            snapshot_free(slots[v]);
         fresh->refs++; /* one for the cache, one for the caller */
-        slots[k] = fresh;
+        slots[v] = fresh;
+        used[v] = ++tick;
+        loaded[v] = now;
         *out = fresh;
-    } else if (cur && !strcmp(cur->merchant_id, merchant_id)) {
-        cur->refs++;
-        *out = cur;
+    } else if ((k = find_slot(set, merchant_id)) >= 0) {
+        slots[k]->refs++; /* the previous snapshot keeps serving */
+        used[k] = ++tick;
+        *out = slots[k];
         s = DB_OK;
     }
     pthread_mutex_unlock(&mu);
