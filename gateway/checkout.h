@@ -83,8 +83,9 @@ db_status_t db_idem_complete_resource(db_conn_t *c, const char *merchant_id,
 db_status_t db_idem_get(db_conn_t *c, const char *merchant_id, const char *key,
                         gwdb_idem_t *out) PC_WUR;
 db_status_t db_idem_expire(db_conn_t *c, int64_t retention_h, int *deleted) PC_WUR;
-/* Releases 'running' keys older than age_s whose checkout or operation was
- * never recorded (their request died between its two commits). */
+/* Repairs 'running' keys older than age_s whose request died between its
+ * commits: released when no checkout or operation was recorded (or it
+ * failed), completed with the payment when its operation succeeded. */
 db_status_t db_idem_release_orphans(db_conn_t *c, int age_s, int *deleted) PC_WUR;
 
 /* ------------------------------------------------------------------------

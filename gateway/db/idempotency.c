@@ -113,18 +113,33 @@ db_status_t db_idem_expire(db_conn_t *c, int64_t retention_h, int *deleted)
 }
 
 /* A key claimed by a capture, void or refund whose operation was never
- * recorded (the request failed between its two commits) would answer 409
- * 'request_in_progress' for ever and push the merchant to a new key. Once
- * such a claim is older than any request can be, it is released, so a retry
- * with the same key starts afresh. Checkout keys are claimed in the same
- * commit as their checkout, so they always have one. */
+ * recorded, or failed (no money moved), while its answer was lost (the
+ * request died between commits) would answer 409 'request_in_progress' for
+ * ever and push the merchant to a new key. Once such a claim is older than
+ * any request can be, it is released, so a retry with the same key starts
+ * afresh. Checkout keys are claimed in the same commit as their checkout,
+ * so they always have one. */
 DB_STMT(idem_release_orphans,
         "DELETE FROM gateway.idempotency_keys WHERE ctid IN ("
         "SELECT k.ctid FROM gateway.idempotency_keys k WHERE k.state = 'running' AND "
         "k.created_at < now() - make_interval(secs => $1::int) "
         "AND NOT EXISTS (SELECT 1 FROM gateway.checkouts c WHERE c.id = k.resource_id) "
-        "AND NOT EXISTS (SELECT 1 FROM gateway.payment_operations o WHERE o.id = k.resource_id) "
+        "AND NOT EXISTS (SELECT 1 FROM gateway.payment_operations o WHERE o.id = k.resource_id "
+        "                AND o.state <> 'failed') "
         "LIMIT 1000)");
+
+/* The other way a key can stay 'running': its operation succeeded but the
+ * answer could not be stored. It gets the answer a replay would have had
+ * (the payment, 200), as the recovery worker gives operations it finishes. */
+DB_STMT(idem_complete_stale,
+        "UPDATE gateway.idempotency_keys k SET state = 'done', response_status = 200, "
+        " response_body = ((gateway.checkout_json(c.id)::jsonb -> 'payment') || "
+        "   jsonb_build_object('object', 'payment', 'checkout', c.id, 'currency', c.currency))::text, "
+        " updated_at = now() "
+        "FROM gateway.payment_operations o JOIN gateway.payments p ON p.id = o.payment_id "
+        "JOIN gateway.checkouts c ON c.id = p.checkout_id "
+        "WHERE k.state = 'running' AND k.created_at < now() - make_interval(secs => $1::int) "
+        "AND k.resource_id = o.id AND k.merchant_id = p.merchant_id AND o.state = 'succeeded'");
 
 db_status_t db_idem_release_orphans(db_conn_t *c, int age_s, int *deleted)
 {
@@ -136,5 +151,11 @@ db_status_t db_idem_release_orphans(db_conn_t *c, int age_s, int *deleted)
     if (s == DB_OK)
         *deleted = atoi(PQcmdTuples(r));
     PQclear(r);
+    if (s == DB_OK) {
+        s = db_exec(c, &idem_complete_stale, &p, &r);
+        if (s == DB_OK)
+            *deleted += atoi(PQcmdTuples(r));
+        PQclear(r);
+    }
     return s;
 }

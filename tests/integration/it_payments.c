@@ -203,7 +203,21 @@ START_TEST(a_key_whose_request_died_before_recording_is_released)
                                         "key = 'orphan-2'"), 1);
     h_resp_t r = op(pay, "refunds", "{\"amount\":100}", "orphan-1");
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    /* a key whose refund went through but whose answer was never stored gets
+     * the answer a replay would have had */
+    free(h_sql(st->db, "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
+                       "state, resource_id, created_at) VALUES ('%s', 'orphan-3', '\\x00', "
+                       "'running', '%s', now() - interval '1 hour') RETURNING 1",
+               st->m.id, h_json_str(r.json, "id")));
     h_resp_free(&r);
+    for (int i = 0; i < 200 && h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys "
+                                                  "WHERE key = 'orphan-3' AND state = 'done'") == 0;
+         i++)
+        usleep(50 * 1000);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys WHERE key = "
+                                        "'orphan-3' AND state = 'done' AND response_status = 200 "
+                                        "AND response_body::jsonb->>'object' = 'payment'"),
+                     1);
     free(pay);
     free(chk);
 }
