@@ -33,5 +33,8 @@ typedef struct {
 db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int lease_s,
                             outbox_item_t **items, int *n) PC_WUR;
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
+/* Gives up the pending deliveries to a webhook endpoint being disabled. */
+db_status_t db_outbox_cancel_endpoint(db_conn_t *c, const char *merchant_id,
+                                      const char *endpoint_id) PC_WUR;
 
 #endif

@@ -129,3 +129,20 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     free(a4);
     return s;
 }
+
+DB_STMT(outbox_cancel_endpoint,
+        "UPDATE gateway.outbox SET state = 'failed', last_error = 'endpoint disabled' "
+        "WHERE merchant_id = $1 AND endpoint_id = $2 AND state = 'pending'");
+
+db_status_t db_outbox_cancel_endpoint(db_conn_t *c, const char *merchant_id,
+                                      const char *endpoint_id)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, endpoint_id);
+    PGresult *r;
+    db_status_t s = db_exec(c, &outbox_cancel_endpoint, &p, &r);
+    PQclear(r);
+    return s;
+}

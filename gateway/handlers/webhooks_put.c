@@ -6,6 +6,7 @@
 #include "gateway/handlers/handlers.h"
 #include "gateway/checkout.h"
 #include "gateway/db/gwdb.h"
+#include "gateway/outbox.h"
 #include "pci/audit.h"
 #include <sodium.h>
 #include <stdio.h>
@@ -119,6 +120,10 @@ static db_status_t upsert_txn(db_conn_t *c, void *cls)
                               x->events_array ? x->events_array : x->old.events_text,
                               x->enabled_set ? x->enabled : x->old.enabled,
                               x->rotate ? x->sealed : NULL, ROTATION_OVERLAP_S);
+        /* disabled: what was still waiting to go there is given up, not sent
+         * for days more (the events stay listable and can be redelivered) */
+        if (s == DB_OK && x->enabled_set && !x->enabled && x->old.enabled)
+            s = db_outbox_cancel_endpoint(c, x->merchant_id, x->id);
         action = x->rotate ? "webhook.rotate_secret" : "webhook.update";
     } else {
         return s;

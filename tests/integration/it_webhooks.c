@@ -276,8 +276,13 @@ START_TEST(a_receiver_that_never_answers_holds_no_transaction)
         usleep(100 * 1000);
     }
     ck_assert_int_ge(counted, 1);
+    /* disabling it gives up what still waits to go there */
     r = h_http("PUT", url, st->m.sk, "{\"enabled\":false}", NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     h_resp_free(&r);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE endpoint_id = "
+                                        "'hangs' AND state = 'pending'"),
+                     0);
     close(fd);
     free(chk);
 }
