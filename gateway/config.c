@@ -18,6 +18,10 @@ const cfg_item_t gw_cfg_items[] = {
      "concurrent connections from one client address (0 = no limit; raise it behind a proxy)"},
     {"listen.connection_timeout_seconds", CFG_INT, NULL, NULL, "60", 1, 3600,
      &gw_cfg.connection_timeout_s, "idle connection timeout"},
+    {"outbound.allow_loopback_http", CFG_BOOL, NULL, NULL, "false", 0, 0,
+     &gw_cfg.allow_loopback_http,
+     "let merchants point webhooks and providers at plain http on loopback (sandboxes, "
+     "development only)"},
     {"listen.trust_forwarded_for", CFG_BOOL, NULL, NULL, "false", 0, 0,
      &gw_cfg.trust_forwarded_for,
      "take the client IP from X-Forwarded-For (only behind a trusted proxy)"},

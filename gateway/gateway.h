@@ -33,6 +33,7 @@ typedef struct {
     char *migrate_conninfo;
     secret_t *migrate_password;
     bool trust_forwarded_for;
+    bool allow_loopback_http;
     char *fraud_bin_file; /* BIN range CSV; NULL = the built-in table */
     /* checkout: platform services */
     char *pricing_url;

@@ -45,6 +45,7 @@ static int setup(int argc, char **argv, log_level_t *lvl)
                         "not set (or $CREDENTIALS_DIRECTORY/api_key_pepper)\n");
         return 2;
     }
+    httpc_allow_loopback_http(gw_cfg.allow_loopback_http);
     if (!log_level_parse(gw_cfg.log_level, lvl)) {
         fprintf(stderr, "gatewayd: configuration error: log.level: must be debug, info, warn or "
                         "error\n");

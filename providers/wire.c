@@ -180,7 +180,7 @@ static bool url_parses(const char *url)
 
 static bool url_allowed(const char *base)
 {
-    return !strncmp(base, "https://", 8) || httpc_url_is_loopback_http(base);
+    return httpc_url_outbound_ok(base, false); /* the stored one is checked again */
 }
 
 bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_t *rs,

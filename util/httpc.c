@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
@@ -229,6 +230,17 @@ bool httpc_url_is_loopback_http(const char *url)
     return ok;
 }
 
+/* Plain http to loopback is for sandboxes on a developer's machine. On a
+ * production host it would let a merchant's webhook or provider URL reach
+ * whatever listens on the gateway's own loopback; gatewayd turns it off
+ * unless its configuration says otherwise (outbound.allow_loopback_http). */
+static atomic_bool loopback_http_allowed = true;
+
+void httpc_allow_loopback_http(bool allowed)
+{
+    atomic_store(&loopback_http_allowed, allowed);
+}
+
 bool httpc_url_outbound_ok(const char *url, bool allow_query)
 {
     for (const char *p = url; p && *p; p++)
@@ -243,7 +255,8 @@ bool httpc_url_outbound_ok(const char *url, bool allow_query)
         ok = curl_url_get(u, CURLUPART_USER, &user, 0) != CURLUE_OK &&
              curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0) != CURLUE_OK &&
              (allow_query || curl_url_get(u, CURLUPART_QUERY, &query, 0) != CURLUE_OK);
-        ok = ok && (!strcmp(scheme, "https") || httpc_url_is_loopback_http(url));
+        ok = ok && (!strcmp(scheme, "https") ||
+                    (atomic_load(&loopback_http_allowed) && httpc_url_is_loopback_http(url)));
     }
     curl_free(scheme);
     curl_free(host);

@@ -345,10 +345,14 @@ const char *httpc_status_str(httpc_status_t s);
 char *httpc_escape(const char *s) PC_WUR;
 /* Returns true when the URL is plain HTTP to a loopback address. */
 bool httpc_url_is_loopback_http(const char *url);
-/* A URL we may send to: https with a host (plain http only to loopback),
+/* A URL we may send to: https with a host (plain http only to loopback, and
+ * only where allowed, see below),
  * no user info or fragment, no spaces, controls or non-ASCII bytes, and a
  * query only when allow_query. */
 bool httpc_url_outbound_ok(const char *url, bool allow_query);
+/* Whether httpc_url_outbound_ok admits plain http to loopback (default yes;
+ * gatewayd sets it from outbound.allow_loopback_http, default no). */
+void httpc_allow_loopback_http(bool allowed);
 
 /* ------------------------------------------------------------------------
  * Small helpers.

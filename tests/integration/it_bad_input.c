@@ -236,6 +236,38 @@ START_TEST(no_vault_configured_is_503_not_a_crash)
 }
 END_TEST
 
+/* By default a merchant cannot point a webhook or a provider at plain http
+ * on the gateway's own loopback (whatever listens there); only a gatewayd
+ * configured for sandboxes (outbound.allow_loopback_http) accepts it. */
+START_TEST(loopback_http_needs_the_sandbox_setting)
+{
+    h_gateway_t *strict = h_gateway_start(db, "gatewayd-strict",
+                                          "{\"outbound\":{\"allow_loopback_http\":false}}");
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/webhooks/local", strict->url);
+    h_resp_t r = h_http("PUT", url, m.sk, "{\"url\":\"http://127.0.0.1:9/hook\",\"events\":[\"*\"]}",
+                        NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
+    h_resp_free(&r);
+    snprintf(url, sizeof url, "%s/v1/providers/local", strict->url);
+    r = h_http("PUT", url, m.sk,
+               "{\"type\":\"stripe\",\"base_url\":\"http://127.0.0.1:9\",\"credentials\":"
+               "{\"secret_key\":\"sk_test_12345678\"},\"priority\":1}",
+               NULL);
+    h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
+    ck_assert_str_eq(h_json_str(r.json, "error.param"), "base_url");
+    h_resp_free(&r);
+    h_gateway_stop(strict, SIGTERM);
+    /* the sandbox setting (every test gateway has it) lets it past validation
+     * (this gateway has no vault to seal the new secret with: 503) */
+    snprintf(url, sizeof url, "%s/v1/webhooks/local", gwy->url);
+    r = h_http("PUT", url, m.sk, "{\"url\":\"http://127.0.0.1:9/hook\",\"events\":[\"*\"]}", NULL);
+    h_assert_error(&r, 503, ERR_VAULT_UNAVAILABLE);
+    h_resp_free(&r);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_bad_input");
@@ -247,6 +279,7 @@ int main(void)
     tcase_add_test(tc, raw_garbage_on_the_socket_does_not_stop_the_server);
     tcase_add_test(tc, ambiguous_framing_and_odd_ids_are_4xx);
     tcase_add_test(tc, no_vault_configured_is_503_not_a_crash);
+    tcase_add_test(tc, loopback_http_needs_the_sandbox_setting);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
