@@ -111,7 +111,7 @@ fraud_rules_t *fraud_rules_default(void) PC_WUR;
 /* The default document itself (borrowed, immutable). */
 const json_t *fraud_rules_default_doc(void);
 /* Thresholds of a document that names none. */
-#define FRAUD_DEFAULT_REVIEW 60
+#define FRAUD_DEFAULT_REVIEW  60
 #define FRAUD_DEFAULT_DECLINE 85
 /* A copy of a valid document with every omitted part spelled out as it
  * applies (thresholds, each block and allow list, rules), for replies. */

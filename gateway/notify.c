@@ -20,11 +20,24 @@ static PGconn *listen_connect(void)
      * would leave this connection silently deaf; keepalives and a user
      * timeout make the kernel notice within half a minute (ignored on unix
      * sockets, where the server's exit is seen at once). */
-    const char *keys[] = {"dbname",         "application_name", "keepalives",       "keepalives_idle",
-                          "keepalives_interval", "keepalives_count", "tcp_user_timeout", "password",
+    const char *keys[] = {"dbname",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "password",
                           NULL};
-    const char *vals[] = {gw_cfg.db_conninfo, "gatewayd-listen", "1", "10", "5", "3", "20000",
-                          gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL, NULL};
+    const char *vals[] = {gw_cfg.db_conninfo,
+                          "gatewayd-listen",
+                          "1",
+                          "10",
+                          "5",
+                          "3",
+                          "20000",
+                          gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL,
+                          NULL};
     if (!vals[7])
         keys[7] = NULL;
     PGconn *pg = PQconnectdbParams(keys, vals, 1);

@@ -101,7 +101,9 @@ static void secret_store(const char *merchant_id, const char *sealed, secret_t *
     }
     unsigned char h[32];
     size_t set = secret_set(merchant_id, sealed, h);
-    int w = !secret_cache[set][0].s ? 0 : !secret_cache[set][1].s ? 1 : (int)(secret_victim[set]++ & 1);
+    int w = !secret_cache[set][0].s   ? 0
+            : !secret_cache[set][1].s ? 1
+                                      : (int)(secret_victim[set]++ & 1);
     secret_free(secret_cache[set][w].s);
     memcpy(secret_cache[set][w].h, h, 32);
     secret_cache[set][w].s = s;
@@ -133,8 +135,8 @@ static bool sign_delivery(const outbox_item_t *it, const char *body, size_t len,
         log_warn("outbox: the previous signing secret could not be unsealed; one signature sent");
     pthread_mutex_lock(&secret_mu);
     const secret_t *sec = own ? own : secret_cached(it->merchant_id, it->secret_sealed);
-    const secret_t *prev = own_prev ? own_prev
-                                    : secret_cached(it->merchant_id, it->previous_sealed);
+    const secret_t *prev =
+        own_prev ? own_prev : secret_cached(it->merchant_id, it->previous_sealed);
     if (sec)
         gw_webhook_sign(sec, prev, (int64_t)time(NULL), body, len, out, outlen);
     if (own)
@@ -222,7 +224,9 @@ static void deliver_inventory(outbox_item_t *it)
          * not be given up for a passing refusal */
         it->result = OUTBOX_RETRY;
         snprintf(it->error, sizeof it->error, "inventory %s",
-                 st == PLAT_UNKNOWN ? "timeout" : st == PLAT_REJECTED ? "busy" : "unavailable");
+                 st == PLAT_UNKNOWN    ? "timeout"
+                 : st == PLAT_REJECTED ? "busy"
+                                       : "unavailable");
     }
 }
 
@@ -296,8 +300,8 @@ static int round_once(void)
         return 0;
     outbox_item_t *items = NULL;
     int n = 0;
-    db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s,
-                                    lease_s(), &items, &n);
+    db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s, lease_s(),
+                                    &items, &n);
     db_pool_release(c); /* not held through the deliveries */
     if (s != DB_OK || n == 0) {
         items_free(items, n);
@@ -326,7 +330,8 @@ static int round_once(void)
     db_pool_release(c);
     if (s != DB_OK)
         log_warn("outbox: recording %d delivery results failed; they will be delivered again "
-                 "when their lease ends", n);
+                 "when their lease ends",
+                 n);
     items_free(items, n);
     return n;
 }

@@ -15,8 +15,8 @@
  * busy merchants sharing it would evict each other on every checkout, each
  * reload costing a database read and a vault unseal (and an audit row) per
  * provider, and leaving no snapshot to fall back on during a vault outage. */
-#define SETS 64
-#define WAYS 4
+#define SETS  64
+#define WAYS  4
 #define SLOTS (SETS * WAYS)
 /* A snapshot is reloaded at least this often even if no change notice came
  * (a listener that went deaf would otherwise keep old credentials for good). */

@@ -85,13 +85,12 @@ db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char
     return s;
 }
 
-DB_STMT(events_list,
-        "SELECT id, type, extract(epoch FROM created_at)::bigint, data::text, seq "
-        "FROM gateway.events WHERE merchant_id = $1 AND seq > COALESCE("
-        " (SELECT seq FROM gateway.events WHERE id = $2 AND merchant_id = $1), 0) "
-        "AND ($3::text IS NULL OR type = $3) "
-        "AND (txid IS NULL OR txid < pg_snapshot_xmin(pg_current_snapshot())) "
-        "ORDER BY seq LIMIT $4");
+DB_STMT(events_list, "SELECT id, type, extract(epoch FROM created_at)::bigint, data::text, seq "
+                     "FROM gateway.events WHERE merchant_id = $1 AND seq > COALESCE("
+                     " (SELECT seq FROM gateway.events WHERE id = $2 AND merchant_id = $1), 0) "
+                     "AND ($3::text IS NULL OR type = $3) "
+                     "AND (txid IS NULL OR txid < pg_snapshot_xmin(pg_current_snapshot())) "
+                     "ORDER BY seq LIMIT $4");
 
 db_status_t db_events_list(db_conn_t *c, const char *merchant_id, const char *after,
                            const char *type, int limit, json_t **out, bool *has_more)

@@ -131,15 +131,16 @@ DB_STMT(idem_release_orphans,
 /* The other way a key can stay 'running': its operation succeeded but the
  * answer could not be stored. It gets the answer a replay would have had
  * (the payment, 200), as the recovery worker gives operations it finishes. */
-DB_STMT(idem_complete_stale,
-        "UPDATE gateway.idempotency_keys k SET state = 'done', response_status = 200, "
-        " response_body = ((gateway.checkout_json(c.id)::jsonb -> 'payment') || "
-        "   jsonb_build_object('object', 'payment', 'checkout', c.id, 'currency', c.currency))::text, "
-        " updated_at = now() "
-        "FROM gateway.payment_operations o JOIN gateway.payments p ON p.id = o.payment_id "
-        "JOIN gateway.checkouts c ON c.id = p.checkout_id "
-        "WHERE k.state = 'running' AND k.created_at < now() - make_interval(secs => $1::int) "
-        "AND k.resource_id = o.id AND k.merchant_id = p.merchant_id AND o.state = 'succeeded'");
+DB_STMT(
+    idem_complete_stale,
+    "UPDATE gateway.idempotency_keys k SET state = 'done', response_status = 200, "
+    " response_body = ((gateway.checkout_json(c.id)::jsonb -> 'payment') || "
+    "   jsonb_build_object('object', 'payment', 'checkout', c.id, 'currency', c.currency))::text, "
+    " updated_at = now() "
+    "FROM gateway.payment_operations o JOIN gateway.payments p ON p.id = o.payment_id "
+    "JOIN gateway.checkouts c ON c.id = p.checkout_id "
+    "WHERE k.state = 'running' AND k.created_at < now() - make_interval(secs => $1::int) "
+    "AND k.resource_id = o.id AND k.merchant_id = p.merchant_id AND o.state = 'succeeded'");
 
 db_status_t db_idem_release_orphans(db_conn_t *c, int age_s, int *deleted)
 {

@@ -27,7 +27,8 @@ DB_STMT(outbox_claim,
         " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END "
         "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
-        "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = o.endpoint_id "
+        "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = "
+        "o.endpoint_id "
         "ORDER BY o.id");
 
 static char *dup_or_null(const PGresult *r, int i, int col)

@@ -138,8 +138,8 @@ static enum MHD_Result parse(co_t *x, bool *done)
         /* one line per SKU: the pricing and inventory contracts refuse repeats */
         const char *sku = json_string_value(json_object_get(it, "sku"));
         for (size_t k = 0; k < i; k++)
-            if (!strcmp(sku, json_string_value(json_object_get(json_array_get(x->items, k),
-                                                               "sku")))) {
+            if (!strcmp(sku,
+                        json_string_value(json_object_get(json_array_get(x->items, k), "sku")))) {
                 char param[64], msg[192];
                 snprintf(param, sizeof param, "%s.sku", prefix);
                 snprintf(msg, sizeof msg, "%s repeats cart.items[%zu].sku; give one line per SKU.",

@@ -24,8 +24,8 @@ static enum MHD_Result reply_checkout(gw_request_t *rq, const gw_idem_t *k, int 
 
 /* Already decided? The same decision replays the checkout; the other one
  * is refused. */
-static bool decided(gw_request_t *rq, const gw_idem_t *k, const gw_review_state_t *st,
-                    bool approve, enum MHD_Result *r)
+static bool decided(gw_request_t *rq, const gw_idem_t *k, const gw_review_state_t *st, bool approve,
+                    enum MHD_Result *r)
 {
     if (!strcmp(st->status, "requires_review"))
         return false;
@@ -95,9 +95,8 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     if (s != DB_OK)
         return gw_reply_db(rq, s);
     if (!strcmp(state, "failed"))
-        return gw_op_answer_error(rq, &k,
-                                  res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
-                                                                 : ERR_INVALID_STATE,
-                                  NULL, "The provider refused the operation; nothing changed.");
+        return gw_op_answer_error(
+            rq, &k, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE : ERR_INVALID_STATE,
+            NULL, "The provider refused the operation; nothing changed.");
     return reply_checkout(rq, &k, !strcmp(state, "unknown") ? 202 : 200);
 }

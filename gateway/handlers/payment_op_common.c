@@ -133,10 +133,9 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
         char msg[160];
         snprintf(msg, sizeof msg, "The provider did not %s the payment (%s).", gw_op_kind_str(kind),
                  res.reason[0] ? res.reason : prv_outcome_str(res.outcome));
-        return gw_op_answer_error(rq, &k,
-                            res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE
-                                                           : ERR_INVALID_STATE,
-                            NULL, msg);
+        return gw_op_answer_error(
+            rq, &k, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE : ERR_INVALID_STATE,
+            NULL, msg);
     }
     char *body = op_body(rq, &op, state);
     if (!body)

@@ -355,11 +355,11 @@ h_gateway_t *h_gateway_start(const char *db, const char *tag, const char *extra_
     char *ci = h_conninfo(db, "gateway");
     char *logf = str_printf("%s/%s.log", workdir, tag);
     json_t *cfg = json_pack(
-        "{s:{s:s, s:i, s:s}, s:{s:s, s:s, s:i}, s:{s:s}, s:{s:s, s:s}, s:{s:i}, s:{s:b}}",
-        "listen", "address", "127.0.0.1", "port", 0, "port_file", g->port_file, "database",
-        "conninfo", ci, "password_file", h_password_file("gateway"), "pool_size", 16, "auth",
-        "api_key_pepper_file", pep, "log", "level", "info", "file", logf, "shutdown",
-        "grace_seconds", 10, "outbound", "allow_loopback_http", 1); /* the sandboxes */
+        "{s:{s:s, s:i, s:s}, s:{s:s, s:s, s:i}, s:{s:s}, s:{s:s, s:s}, s:{s:i}, s:{s:b}}", "listen",
+        "address", "127.0.0.1", "port", 0, "port_file", g->port_file, "database", "conninfo", ci,
+        "password_file", h_password_file("gateway"), "pool_size", 16, "auth", "api_key_pepper_file",
+        pep, "log", "level", "info", "file", logf, "shutdown", "grace_seconds", 10, "outbound",
+        "allow_loopback_http", 1); /* the sandboxes */
     if (extra_json) {
         json_error_t je;
         json_t *extra = json_loads(extra_json, 0, &je);

@@ -241,12 +241,12 @@ END_TEST
  * configured for sandboxes (outbound.allow_loopback_http) accepts it. */
 START_TEST(loopback_http_needs_the_sandbox_setting)
 {
-    h_gateway_t *strict = h_gateway_start(db, "gatewayd-strict",
-                                          "{\"outbound\":{\"allow_loopback_http\":false}}");
+    h_gateway_t *strict =
+        h_gateway_start(db, "gatewayd-strict", "{\"outbound\":{\"allow_loopback_http\":false}}");
     char url[256];
     snprintf(url, sizeof url, "%s/v1/webhooks/local", strict->url);
-    h_resp_t r = h_http("PUT", url, m.sk, "{\"url\":\"http://127.0.0.1:9/hook\",\"events\":[\"*\"]}",
-                        NULL);
+    h_resp_t r =
+        h_http("PUT", url, m.sk, "{\"url\":\"http://127.0.0.1:9/hook\",\"events\":[\"*\"]}", NULL);
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
     h_resp_free(&r);

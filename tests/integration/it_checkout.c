@@ -305,8 +305,8 @@ START_TEST(a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends)
     char path[160];
     snprintf(path, sizeof path, "/v1/checkouts/%s", id);
     h_resp_t g = h_get(st->gw[0], path, st->m.sk);
-    ck_assert_int_eq(json_array_size(json_object_get(json_object_get(g.json, "payment"),
-                                                     "attempts")), 1);
+    ck_assert_int_eq(
+        json_array_size(json_object_get(json_object_get(g.json, "payment"), "attempts")), 1);
     ck_assert_str_eq(h_json_str(g.json, "payment.attempts.0.provider"), "stripe");
     bool paid = !strcmp(h_json_str(g.json, "status"), "succeeded");
     ck_assert_int_eq(h_stack_charges(st, NULL) - charges, paid ? 1 : 0);
@@ -325,8 +325,10 @@ static void *checkout_thread(void *arg)
 
 static bool finished(void *cls)
 {
-    return h_sql_long(st->db, "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' AND "
-                              "status = 'failed'", (const char *)cls) == 1;
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' AND "
+                      "status = 'failed'",
+                      (const char *)cls) == 1;
 }
 
 /* gatewayd killed before its first provider call (here: while inventory is
@@ -356,9 +358,11 @@ START_TEST(a_checkout_killed_before_paying_is_failed_without_a_provider_call)
     h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
     h_stack_gateway_start(st, 0);
     ck_assert(h_wait_until(finished, id, 30000)); /* after the 10 s lease */
-    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.payment_attempts a JOIN "
-                                        "gateway.checkouts c ON c.payment_id = a.payment_id "
-                                        "WHERE c.id = '%s' AND a.reason = 'never_sent'", id),
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT count(*) FROM gateway.payment_attempts a JOIN "
+                                "gateway.checkouts c ON c.payment_id = a.payment_id "
+                                "WHERE c.id = '%s' AND a.reason = 'never_sent'",
+                                id),
                      1);
     ck_assert_int_eq(h_stack_charges(st, NULL), charges);
     for (int i = 0; i < 200 && h_stack_stock(st, "SKU-BLUE-MUG", "reserved") != reserved; i++)

@@ -175,7 +175,8 @@ START_TEST(a_retried_operation_begin_finds_its_own_operation)
     ck_assert_str_eq(o, "exists");
     free(o);
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_operations WHERE "
-                           "payment_id = 'pay_f'"), 1);
+                           "payment_id = 'pay_f'"),
+                     1);
     o = op_begin("pay_f", "2000", "re_f2"); /* a second refund: only 598 left */
     ck_assert_str_eq(o, "amount_too_large");
     free(o);
@@ -192,7 +193,8 @@ START_TEST(attempt_transition_needs_the_checkout_still_owned)
                     "$2::int, 'adyen', $3, 60)::text";
     free(one(q, 3, v));
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_attempts WHERE "
-                           "payment_id = 'pay_g'"), 2);
+                           "payment_id = 'pay_g'"),
+                     2);
     PQclear(PQexec(pg, "UPDATE gateway.checkouts SET status = 'processing' WHERE id = 'chk_g'"));
     const char *v3[] = {"pay_g", "3", "pay_g-a3"};
     PGresult *r = PQexecParams(pg, q, 3, NULL, v3, NULL, NULL, 0);
@@ -200,7 +202,8 @@ START_TEST(attempt_transition_needs_the_checkout_still_owned)
     ck_assert_str_eq(PQresultErrorField(r, PG_DIAG_SQLSTATE), "P0002");
     PQclear(r);
     ck_assert_int_eq(count("SELECT count(*) FROM gateway.payment_attempts WHERE "
-                           "payment_id = 'pay_g'"), 2);
+                           "payment_id = 'pay_g'"),
+                     2);
 }
 END_TEST
 

@@ -87,10 +87,9 @@ START_TEST(an_empty_document_is_answered_in_full)
     r = h_get(ga, "/v1/fraud/rules", e.sk);
     ck_assert_int_eq(h_json_int(r.json, "review_threshold"), 60);
     ck_assert_int_eq(h_json_int(r.json, "decline_threshold"), 85);
-    static const char *const parts[] = {"block.emails", "block.ips", "block.fingerprints",
-                                        "block.bins", "block.countries", "allow.emails",
-                                        "allow.ips", "allow.fingerprints", "allow.bins",
-                                        "allow.countries"};
+    static const char *const parts[] = {
+        "block.emails", "block.ips", "block.fingerprints", "block.bins", "block.countries",
+        "allow.emails", "allow.ips", "allow.fingerprints", "allow.bins", "allow.countries"};
     for (size_t i = 0; i < PC_ARRAY_LEN(parts); i++) {
         json_t *v = json_object_get(json_object_get(r.json, i < 5 ? "block" : "allow"),
                                     strchr(parts[i], '.') + 1);

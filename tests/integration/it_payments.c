@@ -122,14 +122,18 @@ END_TEST
 
 static long op_state_is(const char *id, const char *state)
 {
-    return h_sql_long(st->db, "SELECT count(*) FROM gateway.payment_operations WHERE id = '%s' "
-                              "AND state = '%s'", id, state);
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.payment_operations WHERE id = '%s' "
+                      "AND state = '%s'",
+                      id, state);
 }
 
 static long op_touched(const char *id)
 {
-    return h_sql_long(st->db, "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint FROM "
-                              "gateway.payment_operations WHERE id = '%s'", id);
+    return h_sql_long(st->db,
+                      "SELECT (extract(epoch FROM updated_at) * 1000000)::bigint FROM "
+                      "gateway.payment_operations WHERE id = '%s'",
+                      id);
 }
 
 /* A refund whose outcome is unknown ends only on the provider's word: the
@@ -170,8 +174,11 @@ START_TEST(unknown_refund_stays_unknown_until_the_provider_answers)
     for (int i = 0; i < 400 && !op_state_is(id, "succeeded"); i++)
         usleep(100 * 1000);
     ck_assert_int_eq(op_state_is(id, "succeeded"), 1);
-    ck_assert_int_eq(h_sql_long(st->db, "SELECT refunded_amount FROM gateway.payments WHERE "
-                                        "id = '%s'", pay), 300);
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT refunded_amount FROM gateway.payments WHERE "
+                                "id = '%s'",
+                                pay),
+                     300);
     free(id);
     free(pay);
 }
@@ -188,26 +195,31 @@ START_TEST(a_key_whose_request_died_before_recording_is_released)
     char *pay = strdup(h_json_str(c.json, "payment.id"));
     char *chk = strdup(h_json_str(c.json, "id"));
     h_resp_free(&c);
-    free(h_sql(st->db, "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
-                       "state, resource_id, created_at) VALUES ('%s', 'orphan-1', '\\x00', "
-                       "'running', 're_neverrecorded', now() - interval '1 hour'), "
-                       "('%s', 'orphan-2', '\\x00', 'running', '%s', now() - interval '1 hour') "
-                       "RETURNING 1", st->m.id, st->m.id, chk));
+    free(h_sql(st->db,
+               "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
+               "state, resource_id, created_at) VALUES ('%s', 'orphan-1', '\\x00', "
+               "'running', 're_neverrecorded', now() - interval '1 hour'), "
+               "('%s', 'orphan-2', '\\x00', 'running', '%s', now() - interval '1 hour') "
+               "RETURNING 1",
+               st->m.id, st->m.id, chk));
     for (int i = 0; i < 200 && h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys "
                                                   "WHERE key = 'orphan-1'") > 0;
          i++)
         usleep(50 * 1000);
     ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys WHERE "
-                                        "key = 'orphan-1'"), 0);
+                                        "key = 'orphan-1'"),
+                     0);
     ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys WHERE "
-                                        "key = 'orphan-2'"), 1);
+                                        "key = 'orphan-2'"),
+                     1);
     h_resp_t r = op(pay, "refunds", "{\"amount\":100}", "orphan-1");
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     /* a key whose refund went through but whose answer was never stored gets
      * the answer a replay would have had */
-    free(h_sql(st->db, "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
-                       "state, resource_id, created_at) VALUES ('%s', 'orphan-3', '\\x00', "
-                       "'running', '%s', now() - interval '1 hour') RETURNING 1",
+    free(h_sql(st->db,
+               "INSERT INTO gateway.idempotency_keys (merchant_id, key, request_hash, "
+               "state, resource_id, created_at) VALUES ('%s', 'orphan-3', '\\x00', "
+               "'running', '%s', now() - interval '1 hour') RETURNING 1",
                st->m.id, h_json_str(r.json, "id")));
     h_resp_free(&r);
     for (int i = 0; i < 200 && h_sql_long(st->db, "SELECT count(*) FROM gateway.idempotency_keys "

@@ -315,11 +315,15 @@ START_TEST(events_are_listed_only_once_no_earlier_one_can_appear)
     ck_assert_ptr_nonnull(b);
     char q[512];
     PQclear(run(a, "BEGIN"));
-    snprintf(q, sizeof q, "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
-                          "('evt_vis_first', '%s', 'test.visibility', '{}')", st->m.id);
+    snprintf(q, sizeof q,
+             "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
+             "('evt_vis_first', '%s', 'test.visibility', '{}')",
+             st->m.id);
     PQclear(run(a, q)); /* takes the lower seq, not committed yet */
-    snprintf(q, sizeof q, "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
-                          "('evt_vis_second', '%s', 'test.visibility', '{}')", st->m.id);
+    snprintf(q, sizeof q,
+             "INSERT INTO gateway.events (id, merchant_id, type, data) VALUES "
+             "('evt_vis_second', '%s', 'test.visibility', '{}')",
+             st->m.id);
     PQclear(run(b, q)); /* committed at once, with the higher seq */
     ck_assert(!listed("evt_vis_second"));
     PQclear(run(a, "COMMIT"));
