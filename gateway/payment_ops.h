@@ -42,6 +42,14 @@ db_status_t db_payment_json(db_conn_t *c, const char *merchant_id, const char *p
 db_status_t db_checkout_review_state(db_conn_t *c, const char *merchant_id,
                                      const char *checkout_id, gw_review_state_t *out) PC_WUR;
 db_status_t db_reviews_list(db_conn_t *c, const char *merchant_id, int limit, json_t **out) PC_WUR;
+/* Whether a held checkout's inventory reservation ends within a minute, with
+ * its lines as inventory items (JSON text, malloc'd; NULL if none). */
+db_status_t db_checkout_hold(db_conn_t *c, const char *merchant_id, const char *checkout_id,
+                             bool *expiring, char **items) PC_WUR;
+/* Records a new reservation holding the checkout's stock for ttl_s seconds
+ * (DB_NOT_FOUND once the checkout no longer waits for review). */
+db_status_t db_checkout_rehold(db_conn_t *c, const char *merchant_id, const char *checkout_id,
+                               const char *reservation_id, int ttl_s) PC_WUR;
 
 /* Admits an operation (amount < 0: the whole authorization / what is left
  * to refund) and records it pending. op->op_id may be preset (it names the

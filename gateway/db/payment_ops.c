@@ -151,6 +151,62 @@ db_status_t db_checkout_review_state(db_conn_t *c, const char *merchant_id,
     return DB_OK;
 }
 
+/* Whether the checkout's inventory hold ends within a minute (its
+ * reservation_ttl counts from the checkout's creation), and its lines as the
+ * inventory contract's items, to reserve them again. */
+DB_STMT(checkout_hold,
+        "SELECT c.created_at + make_interval(secs => c.reservation_ttl - 60) < now() "
+        " AND c.reservation_state IN ('pending', 'reserved'), "
+        " (SELECT json_agg(json_build_object('sku', l->>'sku', 'quantity', "
+        "   (l->>'quantity')::bigint)) FROM jsonb_array_elements(c.quote->'lines') l)::text "
+        "FROM gateway.checkouts c WHERE c.id = $1 AND c.merchant_id = $2");
+
+db_status_t db_checkout_hold(db_conn_t *c, const char *merchant_id, const char *checkout_id,
+                             bool *expiring, char **items)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, checkout_id);
+    db_param_text(&p, merchant_id);
+    PGresult *r;
+    *items = NULL;
+    db_status_t s = db_exec(c, &checkout_hold, &p, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return DB_NOT_FOUND;
+    }
+    *expiring = db_bool(r, 0, 0);
+    *items = db_str(r, 0, 1) ? strdup(db_str(r, 0, 1)) : NULL;
+    PQclear(r);
+    return DB_OK;
+}
+
+/* The checkout now holds its stock under a new reservation, for ttl_s more
+ * seconds; only while it still waits for the review. */
+DB_STMT(checkout_rehold,
+        "UPDATE gateway.checkouts SET reservation_id = $3, reservation_state = 'reserved', "
+        " reservation_ttl = (extract(epoch FROM now() - created_at))::int + $4, "
+        " updated_at = now() WHERE id = $1 AND merchant_id = $2 AND status = 'requires_review'");
+
+db_status_t db_checkout_rehold(db_conn_t *c, const char *merchant_id, const char *checkout_id,
+                               const char *reservation_id, int ttl_s)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, checkout_id);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, reservation_id);
+    db_param_int(&p, ttl_s);
+    PGresult *r;
+    db_status_t s = db_exec(c, &checkout_rehold, &p, &r);
+    if (s == DB_OK && atoi(PQcmdTuples(r)) != 1)
+        s = DB_NOT_FOUND;
+    PQclear(r);
+    return s;
+}
+
 DB_STMT(reviews_list,
         "SELECT gateway.checkout_json(id)::text FROM gateway.checkouts "
         "WHERE merchant_id = $1 AND status = 'requires_review' ORDER BY created_at, id LIMIT $2");

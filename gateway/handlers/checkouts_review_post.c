@@ -5,10 +5,12 @@
  * optional Idempotency-Key like every POST after the checkout, and are
  * audited. */
 #include "gateway/handlers/payment_op_common.h"
+#include "gateway/checkout.h"
 #include "gateway/checkout_db.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static enum MHD_Result reply_checkout(gw_request_t *rq, const gw_idem_t *k, int status)
 {
@@ -38,6 +40,66 @@ static bool decided(gw_request_t *rq, const gw_idem_t *k, const gw_review_state_
     else
         *r = gw_op_answer_error(rq, k, ERR_INVALID_STATE, NULL,
                                 "This checkout is not waiting for a review decision.");
+    return true;
+}
+
+/* An approval can come a day after the checkout, when the inventory hold it
+ * took has ended and the stock may be sold to someone else: the hold is taken
+ * again under a new reservation before anything is captured. An approval that
+ * can no longer get the stock is refused (409 out_of_stock) and the review
+ * stays open for a reject; nothing is captured. */
+static bool renew_hold(gw_request_t *rq, const gw_idem_t *k, enum MHD_Result *r)
+{
+    bool expiring = false;
+    char *items_text = NULL;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s = c ? db_checkout_hold(c, rq->auth.merchant_id, rq->params[0], &expiring,
+                                         &items_text)
+                      : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK || !expiring || !items_text) {
+        free(items_text);
+        if (s != DB_OK)
+            *r = gw_reply_db(rq, s);
+        return s == DB_OK;
+    }
+    json_t *items = json_loads(items_text, 0, NULL);
+    free(items_text);
+    char rid[IDS_MAX + 32];
+    snprintf(rid, sizeof rid, "res_%s-r%lld", rq->params[0], (long long)time(NULL));
+    json_t *short_lines = NULL;
+    plat_status_t ps = items ? gw_inventory_reserve(rid, items, (int)gw_cfg.reservation_ttl_s,
+                                                    &short_lines)
+                             : PLAT_UNAVAILABLE;
+    json_decref(items);
+    if (ps == PLAT_REJECTED) {
+        json_t *b = err_body(ERR_OUT_OF_STOCK, NULL,
+                             "The stock held for this checkout was let go and is no longer "
+                             "available; reject the review.");
+        json_object_set_new(json_object_get(b, "error"), "lines",
+                            short_lines ? short_lines : json_array());
+        char *text = json_dumps_compact(b);
+        json_decref(b);
+        *r = gw_op_answer(rq, k, (int)err_http_status(ERR_OUT_OF_STOCK), text);
+        return false;
+    }
+    json_decref(short_lines);
+    if (ps != PLAT_OK) {
+        *r = gw_op_answer_error(rq, k, ERR_INVENTORY_UNAVAILABLE, NULL,
+                                "The inventory service is unavailable; nothing was captured.");
+        return false;
+    }
+    c = db_pool_acquire(gw.db);
+    s = c ? db_checkout_rehold(c, rq->auth.merchant_id, rq->params[0], rid,
+                               (int)gw_cfg.reservation_ttl_s)
+          : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK) {
+        *r = gw_reply_db(rq, s);
+        return false;
+    }
+    log_json(LOG_INFO, "review approval took the stock again",
+             json_pack("{s:s, s:s}", "checkout_id", rq->params[0], "reservation_id", rid));
     return true;
 }
 
@@ -72,6 +134,8 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     if (s != DB_OK)
         return gw_reply_db(rq, s);
     if (decided(rq, &k, &st, approve, &r))
+        return r;
+    if (approve && !renew_hold(rq, &k, &r))
         return r;
     err_code_t err;
     char actor[IDS_MAX + 8];

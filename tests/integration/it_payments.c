@@ -445,6 +445,66 @@ START_TEST(review_queue_approve_captures_and_reject_voids_and_releases)
 }
 END_TEST
 
+static char *held_checkout(const char *sku)
+{
+    h_resp_t a = checkout_as("4242424242424242", sku, 1,
+                             "{\"customer\":{\"email\":\"late@review.example\"}}");
+    ck_assert_msg(a.status == 200, "%ld %s", a.status, a.body);
+    ck_assert_str_eq(h_json_str(a.json, "status"), "requires_review");
+    char *id = strdup(h_json_str(a.json, "id"));
+    h_resp_free(&a);
+    /* two days later: its inventory hold (24 h) has ended */
+    free(h_sql(st->db, "UPDATE gateway.checkouts SET created_at = now() - interval '2 days' "
+                       "WHERE id = '%s' RETURNING 1", id));
+    return id;
+}
+
+static bool hold_committed(void *cls)
+{
+    return h_sql_long(st->db, "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' AND "
+                              "reservation_state = 'committed'", (const char *)cls) == 1;
+}
+
+/* An approval after the checkout's inventory hold ended takes the stock again
+ * under a new reservation and commits that; when the stock is gone by then,
+ * the approval is refused (409 out_of_stock), nothing is captured, and the
+ * review can still be rejected. */
+START_TEST(approving_after_the_hold_ended_takes_the_stock_again_or_refuses)
+{
+    put_rules();
+    char *a = held_checkout("SKU-RED-MUG");
+    char *old = h_sql(st->db, "SELECT reservation_id FROM gateway.checkouts WHERE id = '%s'", a);
+    h_resp_t r = review(a, "approve");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    h_resp_free(&r);
+    char *now_id = h_sql(st->db, "SELECT reservation_id FROM gateway.checkouts WHERE id = '%s'", a);
+    ck_assert_str_ne(now_id, old);
+    ck_assert(h_wait_until(hold_committed, a, 10000));
+
+    /* the last print: its old hold still stands at inventory, so a new one
+     * finds none left, as when someone else bought it after the hold ended */
+    long charges = h_stack_charges(st, "captured");
+    char *b = held_checkout("SKU-LAST-ONE");
+    r = review(b, "approve");
+    h_assert_error(&r, 409, ERR_OUT_OF_STOCK);
+    ck_assert_str_eq(h_json_str(r.json, "error.lines.0.sku"), "SKU-LAST-ONE");
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, "captured"), charges);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' "
+                                        "AND status = 'requires_review'", b),
+                     1);
+    r = review(b, "reject");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "voided");
+    h_resp_free(&r);
+    free(a);
+    free(b);
+    free(old);
+    free(now_id);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_payments");
@@ -458,6 +518,7 @@ int main(void)
     tcase_add_test(tc, refused_card_numbers_count_against_the_ip);
     tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
     tcase_add_test(tc, review_queue_approve_captures_and_reject_voids_and_releases);
+    tcase_add_test(tc, approving_after_the_hold_ended_takes_the_stock_again_or_refuses);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
