@@ -28,7 +28,7 @@ typedef struct {
     char *events_array;
     char secret[64];
     char *sealed;
-    bool created, returns_secret;
+    bool created, returns_secret, tried_create;
     gwdb_webhook_t old;
 } wh_ctx_t;
 
@@ -107,7 +107,17 @@ static db_status_t upsert_txn(db_conn_t *c, void *cls)
     wh_ctx_t *x = cls;
     gwdb_webhook_free(&x->old);
     db_status_t s = db_webhook_lock(c, x->merchant_id, x->id, &x->old);
+    if (s == DB_OK && x->old.secret_sealed && !strcmp(x->old.secret_sealed, x->sealed)) {
+        /* Our own write: db_txn_run re-runs this after a COMMIT whose answer
+         * was lost with the connection. The secret made for this request is
+         * stored, so this is a create or rotation already done (and audited);
+         * doing it again would turn the create into an update that never
+         * shows the secret, or rotate the shown secret away. */
+        x->created = x->tried_create;
+        return DB_OK;
+    }
     x->created = s == DB_NOT_FOUND;
+    x->tried_create = x->tried_create || x->created;
     const char *action;
     if (x->created) {
         if (!x->url || !x->events_array)
