@@ -247,6 +247,8 @@ static void deliver(outbox_item_t *it)
     }
 }
 
+static int64_t batch_handout_until; /* under mu, with the batch */
+
 static void *worker_main(void *arg)
 {
     pthread_mutex_lock(&mu);
@@ -256,8 +258,14 @@ static void *worker_main(void *arg)
         if (stop_flag && batch_next >= batch_n)
             break;
         outbox_item_t *it = &batch[batch_next++];
+        bool late = time_mono_us() > batch_handout_until;
         pthread_mutex_unlock(&mu);
-        deliver(it);
+        if (late) {
+            it->result = OUTBOX_RETRY; /* given back, not attempted */
+            it->retry_in_s = -1;
+        } else {
+            deliver(it);
+        }
         pthread_mutex_lock(&mu);
         if (++batch_done == batch_n)
             pthread_cond_signal(&done_cv);
@@ -279,15 +287,27 @@ static void items_free(outbox_item_t *items, int n)
     free(items);
 }
 
-/* How long a claimed batch is ours: every worker delivering its share one
- * after another, each up to its timeouts, plus slack. A batch that overruns
- * it may be delivered twice (receivers deduplicate on the event id, and
- * inventory requests are idempotent by reservation), never lost. */
+/* How long a claimed batch is ours. Workers take a row only in the first
+ * part of it (the hand-out window), so every delivery started ends, timeouts
+ * included, before the lease does; rows not handed out by then are given
+ * back uncounted and claimed again next round. A short lease matters: it is
+ * also how long a crashed dispatcher's batch waits before another instance
+ * delivers it. A batch that overruns anyway may be delivered twice
+ * (receivers deduplicate on the event id, inventory requests are idempotent
+ * by reservation), never lost. */
+static int64_t call_us(void)
+{
+    return ((int64_t)gw_cfg.outbox_timeout_ms + 2000) * 1000; /* total + connect */
+}
+
 static int lease_s(void)
 {
-    int64_t par = gw_cfg.outbox_workers > 0 ? gw_cfg.outbox_workers : 1;
-    int64_t rounds = (gw_cfg.outbox_batch + par - 1) / par;
-    return (int)(rounds * (gw_cfg.outbox_timeout_ms + 2000) / 1000 + 30);
+    return (int)(2 * call_us() / 1000000 + 10);
+}
+
+static int64_t handout_us(void)
+{
+    return (int64_t)lease_s() * 1000000 - call_us() - 5000000;
 }
 
 /* One round: claim and lease due rows, deliver them in parallel with no
@@ -300,6 +320,7 @@ static int round_once(void)
         return 0;
     outbox_item_t *items = NULL;
     int n = 0;
+    int64_t claimed = time_mono_us();
     db_status_t s = db_outbox_claim(c, (int)gw_cfg.outbox_batch, gw_cfg.outbox_max_age_s, lease_s(),
                                     &items, &n);
     db_pool_release(c); /* not held through the deliveries */
@@ -314,6 +335,7 @@ static int round_once(void)
         batch_n = n;
         batch_next = 0;
         batch_done = 0;
+        batch_handout_until = claimed + handout_us();
         pthread_cond_broadcast(&work_cv);
         while (batch_done < batch_n)
             pthread_cond_wait(&done_cv, &mu);

@@ -80,9 +80,10 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
 DB_STMT(outbox_results,
         "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
         " $4::text[]) AS v(id, state, delay, err)), "
-        "upd AS (UPDATE gateway.outbox o SET state = v.state, last_error = v.err, "
-        " attempts = o.attempts + 1, "
-        " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => v.delay) "
+        "upd AS (UPDATE gateway.outbox o SET state = v.state, "
+        " last_error = CASE WHEN v.delay < 0 THEN o.last_error ELSE v.err END, "
+        " attempts = o.attempts + CASE WHEN v.delay < 0 THEN 0 ELSE 1 END, "
+        " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => GREATEST(v.delay, 0)) "
         "   ELSE o.next_attempt_at END, "
         " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END "
         " FROM v WHERE o.id = v.id RETURNING o.kind, o.target, o.state) "
