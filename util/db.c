@@ -148,19 +148,19 @@ void db_pool_destroy(db_pool_t *p)
     free(p);
 }
 
-/* An idle connection has nothing to read unless the server spoke first: a
- * restart or an administrator's kill leaves EOF or a FATAL notice there.
- * libpq would only notice when the next statement fails, and callers that
- * run a single statement outside db_txn_run would answer 503 once per stale
- * pooled connection; one poll(2) per acquire finds it first. */
+/* An idle pooled connection has nothing to read unless the server spoke
+ * first, and what it says unasked is nearly always goodbye (a restart, an
+ * administrator's kill: a FATAL notice, then EOF, which libpq may not see in
+ * one read). libpq would only notice when the next statement failed, and
+ * callers running a single statement outside db_txn_run would answer 503
+ * once per stale connection; so a connection with anything to read is
+ * reopened instead (the rare harmless message costs one reconnect). */
 static bool idle_conn_dead(PGconn *pg)
 {
     struct pollfd pfd = {.fd = PQsocket(pg), .events = POLLIN};
     if (pfd.fd < 0)
         return true;
-    if (poll(&pfd, 1, 0) <= 0)
-        return false; /* quiet: alive as far as can be told */
-    return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+    return poll(&pfd, 1, 0) != 0;
 }
 
 db_conn_t *db_pool_acquire(db_pool_t *p)

@@ -237,11 +237,17 @@ START_TEST(server_closed_pool_connections_fail_no_request)
         ck_assert_int_eq(r.status, 200);
         h_resp_free(&r);
     }
+    char *pids = h_sql(db, "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE "
+                           "usename = 'portcullis_gateway' AND datname = current_database()");
+    ck_assert_ptr_nonnull(pids);
     ck_assert_int_ge(h_sql_long(db, "SELECT count(pg_terminate_backend(pid)) FROM "
-                                    "pg_stat_activity WHERE usename = 'portcullis_gateway' "
-                                    "AND datname = current_database()"),
+                                    "pg_stat_activity WHERE pid IN (%s)", pids),
                      1);
-    usleep(200 * 1000);
+    for (int i = 0; i < 100 && h_sql_long(db, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                              "pid IN (%s)", pids) > 0;
+         i++)
+        usleep(20 * 1000); /* the backends are gone: their sockets are closed */
+    free(pids);
     for (int i = 0; i < 10; i++) {
         h_resp_t r = h_get(gwy, "/v1/merchant", pm.sk);
         ck_assert_msg(r.status == 200, "request %d after the kill: %ld %s", i, r.status, r.body);
