@@ -15,10 +15,10 @@
  * ever, ahead of everyone else's, with attempts never counted. */
 DB_STMT(outbox_claim,
         "WITH due AS (SELECT id FROM gateway.outbox WHERE state = 'pending' "
-        "  AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 "
-        "  FOR UPDATE SKIP LOCKED), "
+        "  AND next_attempt_at <= now() AND (leased_until IS NULL OR leased_until <= now()) "
+        "  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED), "
         "leased AS (UPDATE gateway.outbox o "
-        "  SET next_attempt_at = now() + make_interval(secs => $3::int) "
+        "  SET leased_until = now() + make_interval(secs => $3::int) "
         "  FROM due WHERE o.id = due.id RETURNING o.*) "
         "SELECT o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
         " COALESCE(o.endpoint_id, ''), COALESCE(w.url, o.target), o.attempts + 1, "
@@ -80,7 +80,7 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
 DB_STMT(outbox_results,
         "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
         " $4::text[]) AS v(id, state, delay, err)), "
-        "upd AS (UPDATE gateway.outbox o SET state = v.state, "
+        "upd AS (UPDATE gateway.outbox o SET state = v.state, leased_until = NULL, "
         " last_error = CASE WHEN v.delay < 0 THEN o.last_error ELSE v.err END, "
         " attempts = o.attempts + CASE WHEN v.delay < 0 THEN 0 ELSE 1 END, "
         " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => GREATEST(v.delay, 0)) "
