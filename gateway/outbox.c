@@ -7,6 +7,7 @@
  * sees two commits per batch instead of two per row; a slow endpoint holds
  * its batch back by at most the delivery timeout. */
 #include "gateway/outbox.h"
+#include "gateway/payment_ops.h"
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -204,6 +205,93 @@ static void deliver_event(outbox_item_t *it)
     free(body);
 }
 
+/* The order lines of the checkout holding reservation `rid` (NULL and
+ * *found false when no checkout holds it); false when the database fails. */
+static bool reservation_lines(const char *rid, json_t **items, char checkout_id[IDS_MAX],
+                              bool *found)
+{
+    char merchant[IDS_MAX];
+    bool expiring = false;
+    char *text = NULL;
+    *items = NULL;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s = c ? db_outbox_reservation_owner(c, rid, checkout_id, merchant) : DB_UNAVAILABLE;
+    if (s == DB_OK)
+        s = db_checkout_hold(c, merchant, checkout_id, &expiring, &text);
+    db_pool_release(c);
+    *found = s == DB_OK && text;
+    if (*found)
+        *items = json_loads(text, 0, NULL);
+    free(text);
+    return s == DB_OK || s == DB_NOT_FOUND;
+}
+
+static void out_of_stock(outbox_item_t *it, const char *checkout_id, json_t *short_lines)
+{
+    db_conn_t *c = db_pool_acquire(gw.db);
+    db_status_t s =
+        c ? db_emit_checkout_event(c, checkout_id, "order.out_of_stock") : DB_UNAVAILABLE;
+    db_pool_release(c);
+    if (s != DB_OK) {
+        it->result = OUTBOX_RETRY;
+        snprintf(it->error, sizeof it->error, "stock gone; order.out_of_stock not recorded yet");
+        return;
+    }
+    gw_outbox_kick();
+    it->result = OUTBOX_FAILED;
+    snprintf(it->error, sizeof it->error,
+             "reservation ended before the commit and the stock is sold; order.out_of_stock sent");
+    log_json(LOG_ERROR, "a paid order's stock was sold before its commit",
+             json_pack("{s:s, s:s, s:O}", "checkout_id", checkout_id, "reservation_id", it->target,
+                       "lines", short_lines ? short_lines : json_null()));
+}
+
+/* A paid order's commit refused because its reservation ended (inventory
+ * down past the reservation's TTL, a checkout settled late by recovery):
+ * the stock is taken again under a reservation derived from the first and
+ * this delivery's attempt number, then committed. A dispatcher that dies in
+ * between retries the same attempt number, so the same reservation (PUT is
+ * idempotent by id); one that gave up mid-way leaves a reservation that
+ * expires on its own. When the stock is gone, the order cannot be served
+ * from stock: the row fails and order.out_of_stock tells the platform,
+ * whose call a refund or a backorder is. */
+static void reclaim(outbox_item_t *it)
+{
+    char checkout_id[IDS_MAX] = "", rid[256];
+    json_t *items = NULL, *short_lines = NULL;
+    bool found = false;
+    it->result = OUTBOX_RETRY;
+    if (!reservation_lines(it->target, &items, checkout_id, &found)) {
+        snprintf(it->error, sizeof it->error, "reservation ended; database unavailable");
+        return;
+    }
+    if (!found || !items) {
+        json_decref(items);
+        it->result = OUTBOX_FAILED;
+        snprintf(it->error, sizeof it->error, "inventory refused commit; no order holds it");
+        return;
+    }
+    snprintf(rid, sizeof rid, "%s-c%d", it->target, it->attempts);
+    plat_status_t st =
+        gw_inventory_reserve(rid, items, (int)gw_cfg.reservation_ttl_s, &short_lines);
+    json_decref(items);
+    long http = 0;
+    if (st == PLAT_OK)
+        st = gw_inventory_finish(rid, true, &http);
+    if (st == PLAT_OK) {
+        it->result = OUTBOX_DELIVERED;
+        log_json(LOG_WARN, "a paid order's reservation had ended; its stock was taken again",
+                 json_pack("{s:s, s:s, s:s}", "checkout_id", checkout_id, "reservation_id",
+                           it->target, "new_reservation_id", rid));
+    } else if (st == PLAT_REJECTED && short_lines) {
+        out_of_stock(it, checkout_id, short_lines);
+    } else {
+        snprintf(it->error, sizeof it->error, "reservation ended; taking the stock again: %s",
+                 st == PLAT_REJECTED ? "refused" : "inventory unavailable");
+    }
+    json_decref(short_lines);
+}
+
 static void deliver_inventory(outbox_item_t *it)
 {
     bool commit = it->kind == OUTBOX_INVENTORY_COMMIT;
@@ -211,6 +299,8 @@ static void deliver_inventory(outbox_item_t *it)
     plat_status_t st = gw_inventory_finish(it->target, commit, &http);
     if (st == PLAT_OK || (!commit && http == 404)) {
         it->result = OUTBOX_DELIVERED;
+    } else if (commit && st == PLAT_REJECTED && (http == 404 || http == 409)) {
+        reclaim(it);
     } else if (st == PLAT_REJECTED && http != 408 && http != 429) {
         /* e.g. committing a reservation that expired: retrying cannot help */
         it->result = OUTBOX_FAILED;

@@ -33,6 +33,10 @@ typedef struct {
 db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int lease_s,
                             outbox_item_t **items, int *n) PC_WUR;
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
+/* The checkout (and its merchant) that holds a reservation id. */
+db_status_t db_outbox_reservation_owner(db_conn_t *c, const char *reservation_id,
+                                        char checkout_id[IDS_MAX],
+                                        char merchant_id[IDS_MAX]) PC_WUR;
 /* Gives up the pending deliveries to a webhook endpoint being disabled. */
 db_status_t db_outbox_cancel_endpoint(db_conn_t *c, const char *merchant_id,
                                       const char *endpoint_id) PC_WUR;

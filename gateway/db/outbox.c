@@ -132,6 +132,29 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     return s;
 }
 
+DB_STMT(outbox_reservation_owner,
+        "SELECT id, merchant_id FROM gateway.checkouts WHERE reservation_id = $1");
+
+db_status_t db_outbox_reservation_owner(db_conn_t *c, const char *reservation_id,
+                                        char checkout_id[IDS_MAX], char merchant_id[IDS_MAX])
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, reservation_id);
+    PGresult *r;
+    db_status_t s = db_exec(c, &outbox_reservation_owner, &p, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) != 1) {
+        PQclear(r);
+        return DB_NOT_FOUND;
+    }
+    snprintf(checkout_id, IDS_MAX, "%s", db_str(r, 0, 0));
+    snprintf(merchant_id, IDS_MAX, "%s", db_str(r, 0, 1));
+    PQclear(r);
+    return DB_OK;
+}
+
 DB_STMT(outbox_cancel_endpoint,
         "UPDATE gateway.outbox SET state = 'failed', last_error = 'endpoint disabled' "
         "WHERE merchant_id = $1 AND endpoint_id = $2 AND state = 'pending'");

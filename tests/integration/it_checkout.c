@@ -388,6 +388,139 @@ START_TEST(authorize_only_then_capture_partially)
 }
 END_TEST
 
+/* ---------------------------------------- commit after the reservation ended */
+
+static void *teapot_thread(void *arg)
+{
+    h_resp_t r = checkout("4242424242424242", "SKU-TEAPOT", 1, NULL);
+    *(long *)arg = r.status;
+    h_resp_free(&r);
+    return NULL;
+}
+
+static h_resp_t inventory(const char *method, const char *id, const char *body)
+{
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/reservations/%s", st->inventory->url, id);
+    return h_http(method, url, NULL, body, NULL);
+}
+
+/* Starts a TEAPOT checkout whose provider call is slow, waits for its
+ * reservation, then ends that reservation at the inventory service (as its
+ * TTL would while inventory was unreachable for the commit). Returns the
+ * checkout id once it answered 200. */
+static char *paid_after_its_reservation_ended(void (*meanwhile)(void))
+{
+    long status = -1, reserved = h_stack_stock(st, "SKU-TEAPOT", "reserved");
+    h_sandbox_faults(st->stripe, "{\"mode\":\"latency\",\"latency_ms\":1500}");
+    pthread_t t;
+    pthread_create(&t, NULL, teapot_thread, &status);
+    for (int i = 0; i < 200 && h_stack_stock(st, "SKU-TEAPOT", "reserved") != reserved + 1; i++)
+        usleep(10 * 1000);
+    char *id = h_sql(st->db, "SELECT id FROM gateway.checkouts WHERE status = 'pending' "
+                             "ORDER BY created_at DESC LIMIT 1");
+    char *rid = h_sql(st->db, "SELECT reservation_id FROM gateway.checkouts WHERE id = '%s'", id);
+    ck_assert_ptr_nonnull(rid);
+    h_resp_t d = inventory("DELETE", rid, NULL);
+    ck_assert_msg(d.status == 200, "%ld %s", d.status, d.body);
+    h_resp_free(&d);
+    if (meanwhile)
+        meanwhile();
+    pthread_join(t, NULL);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    ck_assert_int_eq(status, 200);
+    free(rid);
+    return id;
+}
+
+static long out_of_stock_events(const char *checkout_id)
+{
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.events WHERE object_id = '%s' "
+                      "AND type = 'order.out_of_stock'",
+                      checkout_id);
+}
+
+static bool outbox_commit_settled(void *cls)
+{
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
+                      "ON c.reservation_id = o.target WHERE c.id = '%s' "
+                      "AND o.kind = 'inventory_commit' AND o.state <> 'pending'",
+                      (const char *)cls) == 1;
+}
+
+/* The order is paid and its reservation is gone: the commit takes the stock
+ * again under a new reservation and commits that; stock ends committed, not
+ * oversold, and nothing stays reserved. */
+START_TEST(a_commit_after_the_reservation_ended_takes_the_stock_again)
+{
+    long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    long reserved = h_stack_stock(st, "SKU-TEAPOT", "reserved");
+    char *id = paid_after_its_reservation_ended(NULL);
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "reserved"), reserved);
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' "
+                                "AND reservation_state = 'committed'",
+                                id),
+                     1);
+    ck_assert_int_eq(out_of_stock_events(id), 0);
+    free(id);
+}
+END_TEST
+
+static int nblockers;
+
+/* someone else buys every TEAPOT left while the order is being paid */
+static void sell_the_rest(void)
+{
+    long avail;
+    while ((avail = h_stack_stock(st, "SKU-TEAPOT", "on_hand") -
+                    h_stack_stock(st, "SKU-TEAPOT", "reserved")) > 0) {
+        char id[64], body[160];
+        snprintf(id, sizeof id, "blocker-%d-%d", (int)getpid(), nblockers++);
+        snprintf(body, sizeof body,
+                 "{\"items\":[{\"sku\":\"SKU-TEAPOT\",\"quantity\":%ld}],\"ttl_seconds\":600}",
+                 avail > 1000 ? 1000 : avail);
+        h_resp_t r = inventory("PUT", id, body);
+        ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+        h_resp_free(&r);
+    }
+}
+
+/* The order is paid, its reservation is gone and so is the stock: the commit
+ * fails for good and the platform hears of it once, as order.out_of_stock
+ * (signed like any event, the checkout as its data). Nothing is committed. */
+START_TEST(a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once)
+{
+    long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    char *id = paid_after_its_reservation_ended(sell_the_rest);
+    delivered_t d = {.chk = id, .type = "order.out_of_stock"};
+    ck_assert(h_wait_until(delivered_once, &d, 15000));
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
+                                "ON c.reservation_id = o.target WHERE c.id = '%s' "
+                                "AND o.kind = 'inventory_commit' AND o.state = 'failed'",
+                                id),
+                     1);
+    ck_assert_int_eq(out_of_stock_events(id), 1);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed);
+    json_t *j = h_stack_deliveries(st);
+    ck_assert_int_eq(h_json_int(j, "bad_signatures"), 0);
+    json_decref(j);
+    for (int i = 0; i < nblockers; i++) {
+        char bid[64];
+        snprintf(bid, sizeof bid, "blocker-%d-%d", (int)getpid(), i);
+        h_resp_t r = inventory("DELETE", bid, NULL);
+        h_resp_free(&r);
+    }
+    free(id);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_checkout");
@@ -401,6 +534,8 @@ int main(void)
     tcase_add_test(tc, outages_answer_503_and_charge_nothing);
     tcase_add_test(tc, primary_down_fails_over_with_one_charge);
     tcase_add_test(tc, authorize_only_then_capture_partially);
+    tcase_add_test(tc, a_commit_after_the_reservation_ended_takes_the_stock_again);
+    tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
     tcase_add_test(tc, a_checkout_killed_before_paying_is_failed_without_a_provider_call);
     suite_add_tcase(s, tc);
