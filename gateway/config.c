@@ -22,6 +22,10 @@ const cfg_item_t gw_cfg_items[] = {
      &gw_cfg.allow_loopback_http,
      "let merchants point webhooks and providers at plain http on loopback (sandboxes, "
      "development only)"},
+    {"outbound.allow_private_networks", CFG_BOOL, NULL, NULL, "false", 0, 0,
+     &gw_cfg.allow_private_networks,
+     "let webhook and provider URLs reach private networks (10/8, 172.16/12, 192.168/16, "
+     "100.64/10, fc00::/7), e.g. an in-house order service; link-local never"},
     {"listen.trust_forwarded_for", CFG_BOOL, NULL, NULL, "false", 0, 0, &gw_cfg.trust_forwarded_for,
      "take the client IP from X-Forwarded-For (only behind a trusted proxy)"},
     {"database.conninfo", CFG_STRING, "PORTCULLIS_DB", "--db", NULL, 0, 0, &gw_cfg.db_conninfo,

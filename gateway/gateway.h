@@ -34,6 +34,7 @@ typedef struct {
     secret_t *migrate_password;
     bool trust_forwarded_for;
     bool allow_loopback_http;
+    bool allow_private_networks;
     char *fraud_bin_file; /* BIN range CSV; NULL = the built-in table */
     /* checkout: platform services */
     char *pricing_url;

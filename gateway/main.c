@@ -46,6 +46,7 @@ static int setup(int argc, char **argv, log_level_t *lvl)
         return 2;
     }
     httpc_allow_loopback_http(gw_cfg.allow_loopback_http);
+    httpc_allow_private_networks(gw_cfg.allow_private_networks);
     if (!log_level_parse(gw_cfg.log_level, lvl)) {
         fprintf(stderr, "gatewayd: configuration error: log.level: must be debug, info, warn or "
                         "error\n");

@@ -189,7 +189,8 @@ static void deliver_event(outbox_item_t *it)
                           .body_len = strlen(body),
                           .connect_timeout_ms = 2000,
                           .timeout_ms = gw_cfg.outbox_timeout_ms,
-                          .max_response = 64 * 1024};
+                          .max_response = 64 * 1024,
+                          .untrusted_target = true};
     httpc_response_t rs;
     httpc_status_t hs = httpc_perform(&rq, &rs);
     if (hs == HTTPC_OK && rs.http_status >= 200 && rs.http_status < 300) {

@@ -225,6 +225,7 @@ bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_
         .connect_timeout_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 2000,
         .timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : 5000,
         .max_response = REPLY_MAX,
+        .untrusted_target = true, /* the merchant's base_url */
     };
     httpc_status_t st = httpc_perform(&rq, rs);
     r->http_status = st == HTTPC_OK ? (int)rs->http_status : 0;

@@ -10,10 +10,16 @@
 #include <string.h>
 #include <strings.h>
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #define DEFAULT_MAX_RESPONSE (1u << 20)
 
-static pthread_key_t handle_key;
+/* Two handles per thread, so two connection caches: one for the operator's
+ * own services (pricing, inventory) and one for URLs a merchant chose
+ * (webhooks, provider base URLs), whose connections are opened only through
+ * the address check below. One cache would let a merchant URL naming an
+ * internal host ride a connection opened for the operator. */
+static pthread_key_t handle_key[2];
 static pthread_once_t handle_once = PTHREAD_ONCE_INIT;
 
 static void handle_free(void *h)
@@ -23,31 +29,108 @@ static void handle_free(void *h)
 
 static void handle_key_init(void)
 {
-    pthread_key_create(&handle_key, handle_free);
+    pthread_key_create(&handle_key[0], handle_free);
+    pthread_key_create(&handle_key[1], handle_free);
 }
 
-static CURL *thread_handle(void)
+static CURL *thread_handle(bool untrusted)
 {
     pthread_once(&handle_once, handle_key_init);
-    CURL *h = pthread_getspecific(handle_key);
+    CURL *h = pthread_getspecific(handle_key[untrusted]);
     if (h) {
         curl_easy_reset(h); /* options only; the connection cache survives */
         return h;
     }
     h = curl_easy_init();
     if (h)
-        pthread_setspecific(handle_key, h);
+        pthread_setspecific(handle_key[untrusted], h);
     return h;
 }
 
 void httpc_thread_cleanup(void)
 {
     pthread_once(&handle_once, handle_key_init);
-    CURL *h = pthread_getspecific(handle_key);
-    if (h) {
-        curl_easy_cleanup(h);
-        pthread_setspecific(handle_key, NULL);
+    for (int i = 0; i < 2; i++) {
+        CURL *h = pthread_getspecific(handle_key[i]);
+        if (h) {
+            curl_easy_cleanup(h);
+            pthread_setspecific(handle_key[i], NULL);
+        }
     }
+}
+
+/* ------------------------------------------------ where merchant URLs go */
+
+static atomic_bool loopback_http_allowed = true;
+static atomic_bool private_networks_allowed = false;
+
+void httpc_allow_private_networks(bool allowed)
+{
+    atomic_store(&private_networks_allowed, allowed);
+}
+
+typedef enum { ADDR_PUBLIC, ADDR_LOOPBACK, ADDR_PRIVATE, ADDR_NEVER } addr_class_t;
+
+static addr_class_t class_v4(uint32_t a)
+{
+    if ((a >> 24) == 127)
+        return ADDR_LOOPBACK;
+    if ((a >> 24) == 0 || (a >> 16) == 0xa9fe /* 169.254/16: link-local, cloud metadata */ ||
+        (a >> 28) >= 0xe /* multicast, reserved, broadcast */)
+        return ADDR_NEVER;
+    if ((a >> 24) == 10 || (a >> 20) == 0xac1 /* 172.16/12 */ || (a >> 16) == 0xc0a8 ||
+        (a >> 22) == 0x191 /* 100.64/10, carrier-grade NAT */)
+        return ADDR_PRIVATE;
+    return ADDR_PUBLIC;
+}
+
+static addr_class_t class_of(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return class_v4(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+    if (sa->sa_family != AF_INET6)
+        return ADDR_NEVER;
+    const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char zero[15] = {0};
+    if (!memcmp(b, mapped, 12)) /* ::ffff:a.b.c.d is that IPv4 address */
+        return class_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
+                        b[15]);
+    if (!memcmp(b, zero, 15))
+        return b[15] == 1 ? ADDR_LOOPBACK : ADDR_NEVER; /* ::1, :: and IPv4-compatible */
+    if (b[0] == 0xff || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80))
+        return ADDR_NEVER; /* multicast, link-local */
+    if ((b[0] & 0xfe) == 0xfc)
+        return ADDR_PRIVATE; /* unique local fc00::/7 */
+    return ADDR_PUBLIC;
+}
+
+bool httpc_addr_allowed(const struct sockaddr *sa)
+{
+    switch (class_of(sa)) {
+    case ADDR_PUBLIC:
+        return true;
+    case ADDR_LOOPBACK:
+        return atomic_load(&loopback_http_allowed);
+    case ADDR_PRIVATE:
+        return atomic_load(&private_networks_allowed);
+    default:
+        return false;
+    }
+}
+
+/* libcurl's socket opener for merchant URLs: the check runs on the address
+ * actually connected to, after DNS, so a name that resolves (or rebinds) to
+ * the gateway's own loopback, the cloud metadata address or, unless allowed,
+ * a private network is refused: the request counts as never sent. */
+static curl_socket_t open_checked(void *cls, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    bool *refused = cls;
+    if (purpose != CURLSOCKTYPE_IPCXN || !httpc_addr_allowed(&a->addr)) {
+        *refused = true;
+        return CURL_SOCKET_BAD;
+    }
+    return socket(a->family, a->socktype, a->protocol);
 }
 
 typedef struct {
@@ -132,7 +215,8 @@ static httpc_status_t classify(CURL *h, CURLcode cc, bool too_large)
 httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
 {
     memset(rs, 0, sizeof *rs);
-    CURL *h = thread_handle();
+    CURL *h = thread_handle(rq->untrusted_target);
+    bool refused = false;
     if (!h) {
         rs->status = HTTPC_ERROR;
         return rs->status;
@@ -161,6 +245,10 @@ httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, rs);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, rs->errbuf);
+    if (rq->untrusted_target) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_checked);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &refused);
+    }
 
     const char *m = rq->method ? rq->method : "GET";
     if (strcmp(m, "GET") != 0)
@@ -181,6 +269,8 @@ httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
     double t = 0;
     curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &t);
     rs->total_ms = t * 1000.0;
+    if (refused && rs->status == HTTPC_NOT_SENT)
+        snprintf(rs->errbuf, sizeof rs->errbuf, "address not allowed for outbound requests");
     if (rs->status != HTTPC_OK && !rs->errbuf[0])
         snprintf(rs->errbuf, sizeof rs->errbuf, "%s", curl_easy_strerror(cc));
     if (!rs->body) {
@@ -234,8 +324,6 @@ bool httpc_url_is_loopback_http(const char *url)
  * production host it would let a merchant's webhook or provider URL reach
  * whatever listens on the gateway's own loopback; gatewayd turns it off
  * unless its configuration says otherwise (outbound.allow_loopback_http). */
-static atomic_bool loopback_http_allowed = true;
-
 void httpc_allow_loopback_http(bool allowed)
 {
     atomic_store(&loopback_http_allowed, allowed);

@@ -324,6 +324,9 @@ typedef struct {
     long connect_timeout_ms;
     long timeout_ms;
     size_t max_response; /* 0 = 1 MiB */
+    /* a URL a merchant chose (webhook, provider): its own connection cache,
+     * and connections only to addresses httpc_addr_allowed admits */
+    bool untrusted_target;
 } httpc_request_t;
 
 typedef struct {
@@ -353,6 +356,16 @@ bool httpc_url_outbound_ok(const char *url, bool allow_query);
 /* Whether httpc_url_outbound_ok admits plain http to loopback (default yes;
  * gatewayd sets it from outbound.allow_loopback_http, default no). */
 void httpc_allow_loopback_http(bool allowed);
+/* Whether a merchant's URL may reach private networks (10/8, 172.16/12,
+ * 192.168/16, 100.64/10, fc00::/7); default no, gatewayd sets it from
+ * outbound.allow_private_networks. */
+void httpc_allow_private_networks(bool allowed);
+struct sockaddr;
+/* The address a merchant URL's connection may go to: public addresses;
+ * loopback only where plain http to loopback is allowed (sandboxes); private
+ * networks only where allowed; never link-local (169.254.169.254, the cloud
+ * metadata service), unspecified, multicast or reserved. */
+bool httpc_addr_allowed(const struct sockaddr *sa);
 
 /* ------------------------------------------------------------------------
  * Small helpers.
