@@ -74,7 +74,17 @@ char *sbx_path_segment(const sbx_req_t *rq, int i);
  *
  * Lookups must not call sbx_fault_draw(): they keep answering truthfully.
  * ---------------------------------------------------------------------- */
-typedef enum { SBX_NONE = 0, SBX_DOWN, SBX_ERROR_500, SBX_RESET, SBX_TIMEOUT, SBX_LATENCY } sbx_mode_t;
+/* busy: 429 with Retry-After: 1, always before processing (a rate limit
+ * refuses the request; after_processing does not apply). */
+typedef enum {
+    SBX_NONE = 0,
+    SBX_DOWN,
+    SBX_ERROR_500,
+    SBX_RESET,
+    SBX_TIMEOUT,
+    SBX_LATENCY,
+    SBX_BUSY
+} sbx_mode_t;
 
 typedef struct {
     sbx_mode_t mode; /* the fault to inject on this request (NONE if the rate says no) */

@@ -235,7 +235,8 @@ static struct {
     int64_t fail_next;
 } faults = {.rate = 1.0, .hold_ms = 60000};
 
-static const char *mode_names[] = {"none", "down", "error_500", "reset", "timeout", "latency"};
+static const char *mode_names[] = {"none",    "down",    "error_500", "reset",
+                                   "timeout", "latency", "busy"};
 
 static void nap_ms(int64_t ms)
 {
@@ -261,7 +262,7 @@ sbx_fault_t sbx_fault_draw(void)
         return f;
     }
     f.mode = mode;
-    f.after_processing = after;
+    f.after_processing = after && mode != SBX_BUSY;
     return f;
 }
 
@@ -273,6 +274,17 @@ enum MHD_Result sbx_fault_fail(sbx_req_t *rq, const sbx_fault_t *f)
             rq, 500,
             json_pack("{s:{s:s, s:s}}", "error", "type", "api_error", "message",
                       "sandbox: injected internal server error"));
+    case SBX_BUSY: {
+        const char *b = "{\"error\":{\"type\":\"rate_limit_error\",\"message\":"
+                        "\"sandbox: injected rate limit\"}}";
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(strlen(b), (void *)b, MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        enum MHD_Result res = MHD_queue_response(rq->con, 429, r);
+        MHD_destroy_response(r);
+        return res;
+    }
     case SBX_TIMEOUT: {
         pthread_mutex_lock(&state_mu);
         int64_t hold = faults.hold_ms;

@@ -406,10 +406,10 @@ static h_resp_t inventory(const char *method, const char *id, const char *body)
 }
 
 /* Starts a TEAPOT checkout whose provider call is slow, waits for its
- * reservation, then ends that reservation at the inventory service (as its
- * TTL would while inventory was unreachable for the commit). Returns the
- * checkout id once it answered 200. */
-static char *paid_after_its_reservation_ended(void (*meanwhile)(void))
+ * reservation, then (end_it) ends that reservation at the inventory service,
+ * as its TTL would while inventory was unreachable for the commit, and runs
+ * `meanwhile`. Returns the checkout id once it answered 200. */
+static char *paid_while(bool end_it, void (*meanwhile)(void))
 {
     long status = -1, reserved = h_stack_stock(st, "SKU-TEAPOT", "reserved");
     h_sandbox_faults(st->stripe, "{\"mode\":\"latency\",\"latency_ms\":1500}");
@@ -421,9 +421,11 @@ static char *paid_after_its_reservation_ended(void (*meanwhile)(void))
                              "ORDER BY created_at DESC LIMIT 1");
     char *rid = h_sql(st->db, "SELECT reservation_id FROM gateway.checkouts WHERE id = '%s'", id);
     ck_assert_ptr_nonnull(rid);
-    h_resp_t d = inventory("DELETE", rid, NULL);
-    ck_assert_msg(d.status == 200, "%ld %s", d.status, d.body);
-    h_resp_free(&d);
+    if (end_it) {
+        h_resp_t d = inventory("DELETE", rid, NULL);
+        ck_assert_msg(d.status == 200, "%ld %s", d.status, d.body);
+        h_resp_free(&d);
+    }
     if (meanwhile)
         meanwhile();
     pthread_join(t, NULL);
@@ -431,6 +433,14 @@ static char *paid_after_its_reservation_ended(void (*meanwhile)(void))
     ck_assert_int_eq(status, 200);
     free(rid);
     return id;
+}
+
+static bool reservation_committed(const char *checkout_id)
+{
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' "
+                      "AND reservation_state = 'committed'",
+                      checkout_id) == 1;
 }
 
 static long out_of_stock_events(const char *checkout_id)
@@ -457,15 +467,11 @@ START_TEST(a_commit_after_the_reservation_ended_takes_the_stock_again)
 {
     long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
     long reserved = h_stack_stock(st, "SKU-TEAPOT", "reserved");
-    char *id = paid_after_its_reservation_ended(NULL);
+    char *id = paid_while(true, NULL);
     ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "reserved"), reserved);
-    ck_assert_int_eq(h_sql_long(st->db,
-                                "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' "
-                                "AND reservation_state = 'committed'",
-                                id),
-                     1);
+    ck_assert(reservation_committed(id));
     ck_assert_int_eq(out_of_stock_events(id), 0);
     free(id);
 }
@@ -496,7 +502,7 @@ static void sell_the_rest(void)
 START_TEST(a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once)
 {
     long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
-    char *id = paid_after_its_reservation_ended(sell_the_rest);
+    char *id = paid_while(true, sell_the_rest);
     delivered_t d = {.chk = id, .type = "order.out_of_stock"};
     ck_assert(h_wait_until(delivered_once, &d, 15000));
     ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
@@ -521,6 +527,38 @@ START_TEST(a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once)
 }
 END_TEST
 
+static void inventory_busy(void)
+{
+    h_sandbox_faults(st->inventory, "{\"mode\":\"busy\"}");
+}
+
+static bool commit_refused_as_busy(void *cls)
+{
+    return h_sql_long(st->db,
+                      "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
+                      "ON c.reservation_id = o.target WHERE c.id = '%s' AND o.state = 'pending' "
+                      "AND o.kind = 'inventory_commit' AND o.attempts >= 1 "
+                      "AND o.last_error = 'inventory busy'",
+                      (const char *)cls) == 1;
+}
+
+/* Inventory answering 429 (a rate limit) to a paid order's commit is "not
+ * now", not "no": the commit is retried with backoff and lands once the
+ * service takes requests again. */
+START_TEST(a_commit_refused_with_429_is_retried_until_it_lands)
+{
+    long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    char *id = paid_while(false, inventory_busy);
+    ck_assert(h_wait_until(commit_refused_as_busy, id, 10000));
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed);
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    ck_assert(h_wait_until(outbox_commit_settled, id, 30000));
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
+    ck_assert(reservation_committed(id));
+    free(id);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_checkout");
@@ -536,6 +574,7 @@ int main(void)
     tcase_add_test(tc, authorize_only_then_capture_partially);
     tcase_add_test(tc, a_commit_after_the_reservation_ended_takes_the_stock_again);
     tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
+    tcase_add_test(tc, a_commit_refused_with_429_is_retried_until_it_lands);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
     tcase_add_test(tc, a_checkout_killed_before_paying_is_failed_without_a_provider_call);
     suite_add_tcase(s, tc);
