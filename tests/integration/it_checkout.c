@@ -451,13 +451,19 @@ static long out_of_stock_events(const char *checkout_id)
                       checkout_id);
 }
 
-static bool outbox_commit_settled(void *cls)
+/* The checkout's inventory commit rows that match `where` (test SQL). */
+static long commit_rows(const char *checkout_id, const char *where)
 {
     return h_sql_long(st->db,
                       "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
                       "ON c.reservation_id = o.target WHERE c.id = '%s' "
-                      "AND o.kind = 'inventory_commit' AND o.state <> 'pending'",
-                      (const char *)cls) == 1;
+                      "AND o.kind = 'inventory_commit' AND %s",
+                      checkout_id, where);
+}
+
+static bool outbox_commit_settled(void *cls)
+{
+    return commit_rows(cls, "o.state <> 'pending'") == 1;
 }
 
 /* The order is paid and its reservation is gone: the commit takes the stock
@@ -506,12 +512,7 @@ START_TEST(a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once)
     delivered_t d = {.chk = id, .type = "order.out_of_stock"};
     ck_assert(h_wait_until(delivered_once, &d, 15000));
     ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
-    ck_assert_int_eq(h_sql_long(st->db,
-                                "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
-                                "ON c.reservation_id = o.target WHERE c.id = '%s' "
-                                "AND o.kind = 'inventory_commit' AND o.state = 'failed'",
-                                id),
-                     1);
+    ck_assert_int_eq(commit_rows(id, "o.state = 'failed'"), 1);
     ck_assert_int_eq(out_of_stock_events(id), 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed);
     json_t *j = h_stack_deliveries(st);
@@ -534,12 +535,8 @@ static void inventory_busy(void)
 
 static bool commit_refused_as_busy(void *cls)
 {
-    return h_sql_long(st->db,
-                      "SELECT count(*) FROM gateway.outbox o JOIN gateway.checkouts c "
-                      "ON c.reservation_id = o.target WHERE c.id = '%s' AND o.state = 'pending' "
-                      "AND o.kind = 'inventory_commit' AND o.attempts >= 1 "
-                      "AND o.last_error = 'inventory busy'",
-                      (const char *)cls) == 1;
+    return commit_rows(cls, "o.state = 'pending' AND o.attempts >= 1 "
+                            "AND o.last_error = 'inventory busy'") == 1;
 }
 
 /* Inventory answering 429 (a rate limit) to a paid order's commit is "not
