@@ -290,8 +290,14 @@ static prv_config_t bounded(const prv_config_t *cfg, int64_t left)
  * Returns the attempt's outcome, or the original unknown result. */
 static prv_result_t resolve(const prv_config_t *cfg, const prv_payment_t *pay,
                             const prv_card_t *card, const char *key, const prv_options_t *o,
-                            prv_result_t first)
+                            int64_t sent_us, prv_result_t first)
 {
+    /* A provider whose lookup is only a search (Checkout.com) may not list a
+     * payment it is still processing: its "no such payment" proves nothing
+     * until the attempt is absent_after_s old, which no request waits for.
+     * Such an attempt stays unknown (202, settled by recovery) rather than
+     * failing over to a second provider that would charge the card again. */
+    int64_t absent_us = (int64_t)prv_absent_after_s(cfg) * 1000000;
     char ref[128];
     prv_copy(ref, sizeof ref, first.provider_ref);
     int not_found = 0, pause = o->lookup_backoff_ms;
@@ -314,7 +320,11 @@ static prv_result_t resolve(const prv_config_t *cfg, const prv_payment_t *pay,
             /* found and not charged (a retryable decline) settles it at
              * once; "no such payment" must be seen more than once, since a
              * request still in flight may not be visible yet */
-            if (strcmp(l.reason, "not_found") != 0 || ++not_found >= o->not_found_confirmations)
+            if (strcmp(l.reason, "not_found") != 0)
+                return l;
+            if (time_mono_us() - sent_us < absent_us)
+                break; /* too soon to believe */
+            if (++not_found >= o->not_found_confirmations)
                 return l;
             break;
         default:
@@ -367,9 +377,10 @@ static prv_result_t attempt(const prv_config_t *cfg, const prv_payment_t *pay,
         return r;
     }
     prv_config_t c = bounded(cfg, left);
+    int64_t sent_us = time_mono_us();
     r = prv_authorize(&c, pay, card, key);
     if (r.outcome == PRV_UNKNOWN)
-        r = resolve(cfg, pay, card, key, o, r);
+        r = resolve(cfg, pay, card, key, o, sent_us, r);
     return r;
 }
 

@@ -151,9 +151,16 @@ static const char *const fault_modes[] = {"{\"mode\":\"down\"}", "{\"mode\":\"er
 static const char *const primaries[] = {"stripe", "checkout", "adyen"};
 static const char *const secondaries[] = {"adyen", "stripe", "checkout"};
 
+/* (primary, fault) pairs whose first attempt is known not charged: refused
+ * connections anywhere; a 500 or a reset only at Stripe, whose lookup fences
+ * the payment with a cancel and so proves it absent at once. */
+static const struct {
+    int primary, mode;
+} failover_cases[] = {{0, 0}, {0, 1}, {0, 2}, {1, 0}, {2, 0}};
+
 START_TEST(primary_down_500_or_reset_fails_over_with_exactly_one_charge)
 {
-    int p = _i < 6 ? _i / 3 : 2, m = _i < 6 ? _i % 3 : 0; /* 6: adyen down */
+    int p = failover_cases[_i].primary, m = failover_cases[_i].mode;
     setup_pair(primaries[p], secondaries[p]);
     h_sandbox_faults(sb[0], fault_modes[m]);
     rec_t rec = {.pan = "4242424242424242"};
@@ -255,6 +262,30 @@ START_TEST(processing_error_card_fails_over)
 }
 END_TEST
 
+/* A 500 or a reset at Checkout.com may come after the payment was taken,
+ * and its lookup is a search that may not list a payment still in flight:
+ * a miss right after the call proves nothing. The attempt stays unknown
+ * (the checkout answers 202 and recovery settles it once a miss can be
+ * believed) and no second provider is tried, so the card is never charged
+ * twice. */
+START_TEST(checkout_com_500_or_reset_stays_unknown_without_failover)
+{
+    setup_pair("checkout", "stripe");
+    h_sandbox_faults(sb[0], fault_modes[1 + _i]);
+    rec_t rec = {.pan = "4242424242424242"};
+    prv_run_t run;
+    ck_assert_int_eq(run_payment("pay_cko", &rec, &run), 0);
+    ck_assert_msg(run.result.outcome == PRV_UNKNOWN, "%s: %s %s", fault_modes[1 + _i],
+                  prv_outcome_str(run.result.outcome), run.result.reason);
+    ck_assert_int_eq(run.nattempts, 1);
+    ck_assert_int_eq(rec.transitions, 0);
+    h_sandbox_faults(sb[0], "{\"mode\":\"none\"}");
+    ck_assert_int_eq(t_charges(sb[0], T_MONEY), 0);
+    ck_assert_int_eq(t_charges(sb[1], NULL), 0);
+    teardown_pair();
+}
+END_TEST
+
 START_TEST(error_500_after_processing_is_found_by_lookup_not_retried)
 {
     setup_pair(primaries[_i], secondaries[_i]);
@@ -344,7 +375,9 @@ int main(void)
     h_init("it_providers_failover");
     Suite *s = suite_create("providers_failover");
     TCase *tc = h_tcase("failover", 300);
-    tcase_add_loop_test(tc, primary_down_500_or_reset_fails_over_with_exactly_one_charge, 0, 7);
+    tcase_add_loop_test(tc, primary_down_500_or_reset_fails_over_with_exactly_one_charge, 0,
+                        (int)PC_ARRAY_LEN(failover_cases));
+    tcase_add_loop_test(tc, checkout_com_500_or_reset_stays_unknown_without_failover, 0, 2);
     tcase_add_loop_test(tc, error_500_after_processing_is_found_by_lookup_not_retried, 0, 3);
     tcase_add_test(tc, adyen_500_before_processing_stays_unknown_and_never_fails_over);
     tcase_add_test(tc, declines_are_never_retried_elsewhere);

@@ -150,15 +150,20 @@ START_TEST(before_processing_timeouts_fail_over_only_when_absent)
 {
     setup(_i);
     h_sandbox_faults(sb[0], "{\"mode\":\"timeout\",\"hold_ms\":700}");
-    bool replay_only = !strcmp(primaries[_i], "adyen");
-    int n = replay_only ? 8 : 20;
+    /* Adyen's only lookup is a replay, which needs the card; Checkout.com's
+     * is a search, whose miss right after the call proves nothing (a payment
+     * still in flight may not be listed). Either way the attempt stays
+     * unknown and no second provider is tried. Stripe fences the payment
+     * with a cancel, so its "absent" is proof and it fails over. */
+    bool stays_unknown = strcmp(primaries[_i], "stripe") != 0;
+    int n = stays_unknown ? 8 : 20;
     static prv_run_t runs[20];
     static int rcs[20];
     run_all("pay_bp_", n, runs, rcs);
     h_sandbox_faults(sb[0], "{\"mode\":\"none\"}");
     for (int i = 0; i < n; i++) {
         ck_assert_int_eq(rcs[i], 0);
-        if (replay_only) {
+        if (stays_unknown) {
             ck_assert_int_eq(runs[i].result.outcome, PRV_UNKNOWN);
             ck_assert_int_eq(runs[i].nattempts, 1);
         } else {
@@ -169,8 +174,8 @@ START_TEST(before_processing_timeouts_fail_over_only_when_absent)
         }
     }
     ck_assert_int_eq(t_charges(sb[0], T_MONEY), 0);
-    ck_assert_int_eq(t_charges(sb[1], T_MONEY), replay_only ? 0 : n);
-    ck_assert_int_eq(atomic_load(&transitions), replay_only ? 0 : n);
+    ck_assert_int_eq(t_charges(sb[1], T_MONEY), stays_unknown ? 0 : n);
+    ck_assert_int_eq(atomic_load(&transitions), stays_unknown ? 0 : n);
     teardown();
 }
 END_TEST
