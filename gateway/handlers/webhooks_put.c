@@ -15,10 +15,10 @@
 
 #define ROTATION_OVERLAP_S (24 * 3600)
 
-const char *const gw_event_types[] = {"order.confirmed",  "checkout.requires_review",
-                                      "checkout.declined", "checkout.failed",
-                                      "payment.captured",  "payment.voided",
-                                      "payment.refunded",  NULL};
+const char *const gw_event_types[] = {
+    "order.confirmed",  "checkout.requires_review", "checkout.declined",
+    "checkout.failed",  "payment.captured",         "payment.voided",
+    "payment.refunded", "order.out_of_stock",       NULL};
 
 typedef struct {
     const char *merchant_id, *id, *key_id;

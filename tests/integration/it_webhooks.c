@@ -224,6 +224,16 @@ START_TEST(webhook_documents_are_validated)
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "events");
     h_resp_free(&r);
+    /* every event type the gateway emits can be subscribed to by name */
+    r = h_http("PUT", url, st->m.sk,
+               "{\"url\":\"https://example.com/x\",\"enabled\":false,\"events\":["
+               "\"order.confirmed\",\"order.out_of_stock\",\"checkout.requires_review\","
+               "\"checkout.declined\",\"checkout.failed\",\"payment.captured\","
+               "\"payment.voided\",\"payment.refunded\"]}",
+               NULL);
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    snprintf(url, sizeof url, "%s/v1/webhooks/newer-one", st->gw[0]->url);
     r = h_http("PUT", url, st->m.sk, "{\"events\":[\"*\"]}", NULL);
     h_assert_error(&r, 400, ERR_PARAMETER_MISSING);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "url");
