@@ -92,8 +92,10 @@ static addr_class_t class_of(const struct sockaddr *sa)
         return ADDR_NEVER;
     const unsigned char *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
     static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const unsigned char nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0};
     static const unsigned char zero[15] = {0};
-    if (!memcmp(b, mapped, 12)) /* ::ffff:a.b.c.d is that IPv4 address */
+    /* ::ffff:a.b.c.d and 64:ff9b::a.b.c.d (NAT64) reach that IPv4 address */
+    if (!memcmp(b, mapped, 12) || !memcmp(b, nat64, 12))
         return class_v4((uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 |
                         b[15]);
     if (!memcmp(b, zero, 15))

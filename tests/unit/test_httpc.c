@@ -42,8 +42,10 @@ START_TEST(merchant_urls_reach_public_addresses_only_by_default)
                                         "::",
                                         "fe80::1",
                                         "ff02::1",
-                                        "::ffff:169.254.169.254"};
-    static const char *const loop[] = {"127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1"};
+                                        "::ffff:169.254.169.254",
+                                        "64:ff9b::a9fe:a9fe"};
+    static const char *const loop[] = {"127.0.0.1", "127.9.9.9", "::1", "::ffff:127.0.0.1",
+                                       "64:ff9b::7f00:1"};
     static const char *const priv[] = {"10.0.0.1",    "172.16.0.1",     "172.31.255.254",
                                        "192.168.1.1", "100.64.0.1",     "fd00::1",
                                        "fc00::1",     "::ffff:10.1.2.3"};
