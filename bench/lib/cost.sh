@@ -22,8 +22,10 @@ cost_cpu_snap() {
       */gatewayd\ *|*/vaultd\ *|*/sandbox-*) name=${cmd%% *}; name=${name##*/} ;;
       *) continue ;;
     esac
-    # fields after "(comm) ": utime and stime are the 12th and 13th
-    sed 's/^.*) //' "$p/stat" 2>/dev/null | awk -v pid="${p#/proc/}" -v n="$name" \
+    # fields after "(comm) ": utime and stime are the 12th and 13th; a
+    # process can end between the two reads (a backend, an autovacuum
+    # worker), which must not end the benchmark (set -e, pipefail)
+    { sed 's/^.*) //' "$p/stat" 2>/dev/null || true; } | awk -v pid="${p#/proc/}" -v n="$name" \
       '{ print pid, n, $12 + $13 }'
   done > "$1"
 }
