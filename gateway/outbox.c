@@ -28,6 +28,42 @@ static bool stop_flag, kicked;
 static outbox_item_t *batch;
 static int batch_n, batch_next, batch_done;
 
+/* ------------------------------------------------------------ metrics */
+
+/* Delivery attempts by kind and result, and what became of paid orders
+ * whose reservation had ended before their commit: an operator alerts on
+ * failed deliveries and on any order.out_of_stock. */
+static atomic_uint_fast64_t attempts_by[3][3]; /* [outbox_kind_t][outbox_result_t] */
+static atomic_uint_fast64_t reclaimed, stock_gone;
+static pthread_once_t metrics_once = PTHREAD_ONCE_INIT;
+
+static void metrics_writer(gw_text_t *t)
+{
+    static const char *const kinds[] = {"event", "inventory_commit", "inventory_release"};
+    static const char *const results[] = {"retry", "delivered", "failed"};
+    gw_text_printf(t, "# HELP portcullis_outbox_deliveries_total Outbox delivery attempts by "
+                      "kind and result.\n"
+                      "# TYPE portcullis_outbox_deliveries_total counter\n");
+    for (int k = 0; k < 3; k++)
+        for (int r = 0; r < 3; r++)
+            gw_text_printf(
+                t, "portcullis_outbox_deliveries_total{kind=\"%s\",result=\"%s\"} %llu\n", kinds[k],
+                results[r], (unsigned long long)atomic_load(&attempts_by[k][r]));
+    gw_text_printf(t,
+                   "# HELP portcullis_inventory_reclaims_total Paid orders whose reservation ended "
+                   "before the commit: stock taken again, or sold meanwhile (order.out_of_stock).\n"
+                   "# TYPE portcullis_inventory_reclaims_total counter\n"
+                   "portcullis_inventory_reclaims_total{result=\"taken_again\"} %llu\n"
+                   "portcullis_inventory_reclaims_total{result=\"out_of_stock\"} %llu\n",
+                   (unsigned long long)atomic_load(&reclaimed),
+                   (unsigned long long)atomic_load(&stock_gone));
+}
+
+static void metrics_register(void)
+{
+    gw_metrics_add_writer(metrics_writer);
+}
+
 /* ------------------------------------------------------------ signing */
 
 static void hmac_hex(const secret_t *key, const char *t, const char *body, size_t len,
@@ -239,6 +275,7 @@ static void out_of_stock(outbox_item_t *it, const char *checkout_id, json_t *sho
         return;
     }
     gw_outbox_kick();
+    atomic_fetch_add(&stock_gone, 1);
     it->result = OUTBOX_FAILED;
     snprintf(it->error, sizeof it->error,
              "reservation ended before the commit and the stock is sold; order.out_of_stock sent");
@@ -281,6 +318,7 @@ static void reclaim(outbox_item_t *it)
         st = gw_inventory_finish(rid, true, &http);
     if (st == PLAT_OK) {
         it->result = OUTBOX_DELIVERED;
+        atomic_fetch_add(&reclaimed, 1);
         log_json(LOG_WARN, "a paid order's reservation had ended; its stock was taken again",
                  json_pack("{s:s, s:s, s:s}", "checkout_id", checkout_id, "reservation_id",
                            it->target, "new_reservation_id", rid));
@@ -356,6 +394,7 @@ static void *worker_main(void *arg)
             it->retry_in_s = -1;
         } else {
             deliver(it);
+            atomic_fetch_add(&attempts_by[it->kind][it->result], 1);
         }
         pthread_mutex_lock(&mu);
         if (++batch_done == batch_n)
@@ -488,6 +527,7 @@ int gw_outbox_start(void)
 {
     if (gw_cfg.outbox_workers <= 0)
         return 0;
+    pthread_once(&metrics_once, metrics_register);
     stop_flag = false;
     nworkers = (int)gw_cfg.outbox_workers;
     workers = calloc((size_t)nworkers, sizeof *workers);

@@ -435,6 +435,22 @@ static char *paid_while(bool end_it, void (*meanwhile)(void))
     return id;
 }
 
+/* The value of one series of gateway 0's /metrics ("name{labels}"), or -1. */
+static long long metric(const char *series)
+{
+    h_resp_t r = h_get(st->gw[0], "/metrics", NULL);
+    ck_assert_int_eq(r.status, 200);
+    long long v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ') {
+            v = strtoll(p + n + 1, NULL, 10);
+            break;
+        }
+    h_resp_free(&r);
+    return v;
+}
+
 static bool reservation_committed(const char *checkout_id)
 {
     return h_sql_long(st->db,
@@ -473,8 +489,11 @@ START_TEST(a_commit_after_the_reservation_ended_takes_the_stock_again)
 {
     long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
     long reserved = h_stack_stock(st, "SKU-TEAPOT", "reserved");
+    long long taken = metric("portcullis_inventory_reclaims_total{result=\"taken_again\"}");
     char *id = paid_while(true, NULL);
     ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(metric("portcullis_inventory_reclaims_total{result=\"taken_again\"}"),
+                     taken + 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "reserved"), reserved);
     ck_assert(reservation_committed(id));
@@ -508,11 +527,14 @@ static void sell_the_rest(void)
 START_TEST(a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once)
 {
     long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    long long gone = metric("portcullis_inventory_reclaims_total{result=\"out_of_stock\"}");
     char *id = paid_while(true, sell_the_rest);
     delivered_t d = {.chk = id, .type = "order.out_of_stock"};
     ck_assert(h_wait_until(delivered_once, &d, 15000));
     ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
     ck_assert_int_eq(commit_rows(id, "o.state = 'failed'"), 1);
+    ck_assert_int_eq(metric("portcullis_inventory_reclaims_total{result=\"out_of_stock\"}"),
+                     gone + 1);
     ck_assert_int_eq(out_of_stock_events(id), 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed);
     json_t *j = h_stack_deliveries(st);
@@ -545,8 +567,13 @@ static bool commit_refused_as_busy(void *cls)
 START_TEST(a_commit_refused_with_429_is_retried_until_it_lands)
 {
     long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    long long retried =
+        metric("portcullis_outbox_deliveries_total{kind=\"inventory_commit\",result=\"retry\"}");
     char *id = paid_while(false, inventory_busy);
     ck_assert(h_wait_until(commit_refused_as_busy, id, 10000));
+    ck_assert_int_ge(
+        metric("portcullis_outbox_deliveries_total{kind=\"inventory_commit\",result=\"retry\"}"),
+        retried + 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed);
     h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
     ck_assert(h_wait_until(outbox_commit_settled, id, 30000));
