@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sodium.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -177,6 +178,20 @@ h_resp_t h_stack_checkout(h_stack_t *s, int gi, const char *key, const char *bod
     snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
     const char *headers[] = {hdr, NULL};
     return h_http("POST", url, s->m.pk, body, headers);
+}
+
+h_resp_t h_stack_pay(h_stack_t *s, int gi, const char *pan, const char *sku, int qty,
+                     const char *extra)
+{
+    static atomic_int seq;
+    char *tok = h_stack_token(s, pan);
+    char *body = h_stack_checkout_body(tok, sku, qty, extra);
+    char key[64];
+    snprintf(key, sizeof key, "pay-%d-%d", (int)getpid(), atomic_fetch_add(&seq, 1) + 1);
+    h_resp_t r = h_stack_checkout(s, gi, key, body);
+    free(body);
+    free(tok);
+    return r;
 }
 
 static long count_ledger(h_sandbox_t *sb, const char *status)

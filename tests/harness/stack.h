@@ -37,6 +37,10 @@ char *h_stack_token(h_stack_t *s, const char *pan);
 char *h_stack_checkout_body(const char *token, const char *sku, int qty, const char *extra);
 /* POST /v1/checkouts on gateway gi with the merchant's pk and this key. */
 h_resp_t h_stack_checkout(h_stack_t *s, int gi, const char *key, const char *body);
+/* A checkout of qty x sku paid with a fresh token of `pan`, under a new
+ * Idempotency-Key, on gateway gi (extra as for h_stack_checkout_body). */
+h_resp_t h_stack_pay(h_stack_t *s, int gi, const char *pan, const char *sku, int qty,
+                     const char *extra);
 /* Charges in both provider sandboxes' ledgers (status NULL = all). */
 long h_stack_charges(h_stack_t *s, const char *status);
 /* GET /_sandbox/deliveries of the webhook receiver (caller decrefs). */

@@ -9,8 +9,6 @@
 #include <unistd.h>
 
 static h_stack_t *st;
-static int seq;
-
 static void setup(void)
 {
     st = h_stack_start(NULL);
@@ -21,21 +19,9 @@ static void teardown(void)
     h_stack_stop(st);
 }
 
-static char *key(const char *what)
-{
-    return str_printf("%s-%d-%d", what, (int)getpid(), ++seq);
-}
-
 static h_resp_t checkout(const char *pan, const char *sku, int qty, const char *extra)
 {
-    char *tok = h_stack_token(st, pan);
-    char *body = h_stack_checkout_body(tok, sku, qty, extra);
-    char *k = key("chk");
-    h_resp_t r = h_stack_checkout(st, 0, k, body);
-    free(k);
-    free(body);
-    free(tok);
-    return r;
+    return h_stack_pay(st, 0, pan, sku, qty, extra);
 }
 
 static bool reserved_zero(void *cls)

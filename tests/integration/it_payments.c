@@ -8,7 +8,6 @@
 #include <unistd.h>
 
 static h_stack_t *st;
-static int n;
 
 static void setup(void)
 {
@@ -22,14 +21,7 @@ static void teardown(void)
 
 static h_resp_t checkout_as(const char *pan, const char *sku, int qty, const char *extra)
 {
-    char *tok = h_stack_token(st, pan);
-    char *body = h_stack_checkout_body(tok, sku, qty, extra);
-    char key[48];
-    snprintf(key, sizeof key, "pay-%d-%d", (int)getpid(), ++n);
-    h_resp_t r = h_stack_checkout(st, 0, key, body);
-    free(body);
-    free(tok);
-    return r;
+    return h_stack_pay(st, 0, pan, sku, qty, extra);
 }
 
 static h_resp_t op(const char *payment, const char *what, const char *body, const char *key)

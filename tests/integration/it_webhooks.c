@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 static h_stack_t *st;
-static int n;
 
 static void setup(void)
 {
@@ -26,16 +25,10 @@ static void teardown(void)
 
 static char *paid_checkout(void)
 {
-    char *tok = h_stack_token(st, "4242424242424242");
-    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
-    char key[32];
-    snprintf(key, sizeof key, "wh-%d-%d", (int)getpid(), ++n);
-    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    h_resp_t r = h_stack_pay(st, 0, "4242424242424242", "SKU-RED-MUG", 1, NULL);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     char *id = strdup(h_json_str(r.json, "id"));
     h_resp_free(&r);
-    free(body);
-    free(tok);
     return id;
 }
 
