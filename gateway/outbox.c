@@ -425,9 +425,15 @@ static void items_free(outbox_item_t *items, int n)
  * delivers it. A batch that overruns anyway may be delivered twice
  * (receivers deduplicate on the event id, inventory requests are idempotent
  * by reservation), never lost. */
+/* The longest one item can take: a webhook delivery (total + connect), or an
+ * inventory commit that has to take its stock again (commit, reserve,
+ * commit); the lease's 10 s of slack covers the reclaim's database reads. */
 static int64_t call_us(void)
 {
-    return ((int64_t)gw_cfg.outbox_timeout_ms + 2000) * 1000; /* total + connect */
+    int64_t hook = (int64_t)gw_cfg.outbox_timeout_ms + 2000;
+    int64_t inventory =
+        3 * ((int64_t)gw_cfg.platform_timeout_ms + (int64_t)gw_cfg.platform_connect_timeout_ms);
+    return (hook > inventory ? hook : inventory) * 1000;
 }
 
 static int lease_s(void)
