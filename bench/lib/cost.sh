@@ -57,3 +57,31 @@ cost_wal_report() {
     printf "%.1f records, %.2f full-page images, %.1f KB", (y[1] - x[1]) / units,
            (y[2] - x[2]) / units, (y[3] - x[3]) / 1024 / units }'
 }
+
+# cost_waits_sample BASE SECRETS OUT: samples what the gateway's busy
+# PostgreSQL backends are doing (running, or the wait event they sleep on)
+# twice a second until killed; one line per backend per sample. Run it
+# in the background around a load. psql's own cost is a few ms per sample.
+cost_waits_sample() {
+  while :; do
+    pc_psql_admin "$1" "$2" postgres -Atc "SELECT CASE WHEN wait_event IS NULL THEN 'running'
+        ELSE wait_event_type || ':' || wait_event END FROM pg_stat_activity
+        WHERE usename = 'portcullis_gateway' AND state = 'active'" 2>/dev/null || true
+    sleep 0.5
+  done >> "$3"
+}
+
+# cost_waits_report FILE: the share of busy-backend samples per state,
+# largest first (states under 1% folded into "other").
+cost_waits_report() {
+  sort "$1" | uniq -c | sort -rn | awk '
+    { n[NR] = $1; s[NR] = $2; total += $1 }
+    END {
+      if (total == 0) { print "    (no samples)"; exit }
+      for (i = 1; i <= NR; i++)
+        if (n[i] * 100 / total >= 1) printf "    %-28s %5.1f%%\n", s[i], n[i] * 100 / total
+        else other += n[i]
+      if (other) printf "    %-28s %5.1f%%\n", "other", other * 100 / total
+      printf "    (%d samples of busy backends)\n", total
+    }'
+}
