@@ -216,12 +216,11 @@ int gw_migrate(PGconn *pg, bool verbose) PC_WUR;
 
 /* ------------------------------------------------------------------------
  * The vault link (gateway/vaultlink.c): the process-wide client of vaultd
- * (vault/vault.h), and the rate limit of POST /v1/tokens (gateway/ratelimit.c).
+ * (vault/vault.h).
  * ---------------------------------------------------------------------- */
 typedef struct {
     char *socket, *tls_host, *tls_ca_file, *tls_cert_file, *tls_key_file;
     int64_t tls_port, pool_size, timeout_ms;
-    int64_t tokens_key_per_minute, tokens_key_burst, tokens_ip_per_minute, tokens_ip_burst;
 } gw_vault_config_t;
 extern gw_vault_config_t gw_vault_cfg;
 
@@ -241,7 +240,22 @@ void gw_ratelimit_free(gw_ratelimit_t *rl);
 /* Takes one token; false when the bucket is empty (*retry_after_s set). */
 bool gw_ratelimit_take(gw_ratelimit_t *rl, const char *key, int *retry_after_s) PC_WUR;
 void gw_ratelimit_refund(gw_ratelimit_t *rl, const char *key);
-/* POST /v1/tokens: per API key and per client IP; false = answer 429. */
-bool gw_tokens_rate_ok(const gw_request_t *rq, int *retry_after_s) PC_WUR;
+
+/* The limits of one endpoint, per API key and per client IP, from
+ * rate_limit.<endpoint>.* (gateway/ratelimit.c). */
+typedef struct {
+    int64_t key_per_minute, key_burst, ip_per_minute, ip_burst;
+    bool ip_for_secret_keys; /* false: only publishable keys are limited by IP */
+    gw_ratelimit_t *by_key, *by_ip;
+} gw_rate_t;
+extern gw_rate_t gw_rate_tokens, gw_rate_checkouts;
+/* Creates the buckets of every endpoint's limits from the configuration. */
+int gw_rate_start(void) PC_WUR;
+void gw_rate_stop(void);
+/* Takes one request from the caller's key bucket and client-IP bucket;
+ * false = answer gw_reply_rate_limited. */
+bool gw_rate_ok(gw_rate_t *r, const gw_request_t *rq, int *retry_after_s) PC_WUR;
+/* 429 rate_limit_error/rate_limited with Retry-After. */
+enum MHD_Result gw_reply_rate_limited(gw_request_t *rq, int retry_after_s);
 
 #endif

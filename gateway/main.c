@@ -87,7 +87,7 @@ int main(int argc, char **argv)
         .password = gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL,
         .application_name = "gatewayd",
     };
-    if (gw_vault_start() != 0)
+    if (gw_rate_start() != 0 || gw_vault_start() != 0)
         return 1;
     char ferr[512];
     if (gw_fraud_init(gw_cfg.fraud_bin_file, ferr, sizeof ferr) != 0) {
@@ -132,6 +132,7 @@ int main(int argc, char **argv)
     gw_recovery_stop();
     gw_outbox_stop();
     gw_vault_stop();
+    gw_rate_stop();
     gw_notify_stop();
     fraud_janitor_stop();
     gw_fraud_shutdown();

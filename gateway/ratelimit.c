@@ -1,5 +1,6 @@
 /* Token-bucket rate limits keyed by strings (API key ids, client IPs): the
- * first defence against card testing on POST /v1/tokens.
+ * first defence against card testing on POST /v1/tokens and
+ * POST /v1/checkouts (BRIEF step 1: per key and per client IP).
  *
  * Trade-offs: the buckets live in this process, so N gatewayd instances
  * allow N times the rate (a shared limit belongs with the fraud velocity
@@ -12,6 +13,7 @@
 #include "gateway/gateway.h"
 #include <pthread.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,4 +123,61 @@ void gw_ratelimit_refund(gw_ratelimit_t *rl, const char *key)
     bucket_t *b = find(rl, id, time_mono_us());
     b->tokens = b->tokens + MICRO > rl->cap ? rl->cap : b->tokens + MICRO;
     pthread_mutex_unlock(mu);
+}
+
+/* ------------------------------------------------------ endpoint limits */
+
+/* A storefront calls with its publishable key from each shopper's browser,
+ * so the client IP is the shopper's and limiting it stops one source from
+ * testing cards. A secret key calls from the merchant's own servers, one
+ * address for all of its shoppers: an IP limit there would throttle the
+ * whole shop, so checkouts limit sk calls per key only. Tokens keep the IP
+ * limit for every key (tokenizing server-side is rare and card testing
+ * through a leaked sk is the worse risk). */
+gw_rate_t gw_rate_tokens = {.ip_for_secret_keys = true};
+gw_rate_t gw_rate_checkouts = {.ip_for_secret_keys = false};
+
+static int rate_create(gw_rate_t *r)
+{
+    r->by_key = gw_ratelimit_new(r->key_per_minute, r->key_burst);
+    r->by_ip = gw_ratelimit_new(r->ip_per_minute, r->ip_burst);
+    return r->by_key && r->by_ip ? 0 : -1;
+}
+
+static void rate_destroy(gw_rate_t *r)
+{
+    gw_ratelimit_free(r->by_key);
+    gw_ratelimit_free(r->by_ip);
+    r->by_key = r->by_ip = NULL;
+}
+
+int gw_rate_start(void)
+{
+    return rate_create(&gw_rate_tokens) == 0 && rate_create(&gw_rate_checkouts) == 0 ? 0 : -1;
+}
+
+void gw_rate_stop(void)
+{
+    rate_destroy(&gw_rate_tokens);
+    rate_destroy(&gw_rate_checkouts);
+}
+
+bool gw_rate_ok(gw_rate_t *r, const gw_request_t *rq, int *retry_after_s)
+{
+    if (!gw_ratelimit_take(r->by_key, rq->auth.key_id, retry_after_s))
+        return false;
+    if (rq->auth.role != GW_ROLE_PK && !r->ip_for_secret_keys)
+        return true;
+    if (!gw_ratelimit_take(r->by_ip, rq->client_ip, retry_after_s)) {
+        gw_ratelimit_refund(r->by_key, rq->auth.key_id);
+        return false;
+    }
+    return true;
+}
+
+enum MHD_Result gw_reply_rate_limited(gw_request_t *rq, int retry_after_s)
+{
+    char ra[16];
+    snprintf(ra, sizeof ra, "%d", retry_after_s > 0 ? retry_after_s : 1);
+    return gw_reply_json_hdr(rq, 429, err_body(ERR_RATE_LIMITED, NULL, NULL), "Retry-After", ra);
 }

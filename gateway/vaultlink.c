@@ -1,13 +1,12 @@
 /* gatewayd's link to vaultd: the one process-wide vault client (created at
- * start-up from vault.*), its /readyz check, and the limiters of
- * POST /v1/tokens. Handlers reach the vault only through gw_vault(). */
+ * start-up from vault.*) and its /readyz check. Handlers reach the vault
+ * only through gw_vault(). */
 #include "gateway/gateway.h"
 #include "vault/vault.h"
 #include <stdio.h>
 
 gw_vault_config_t gw_vault_cfg;
 static vault_client_t *client;
-static gw_ratelimit_t *tokens_by_key, *tokens_by_ip;
 
 vault_client_t *gw_vault(void)
 {
@@ -26,12 +25,6 @@ static bool vault_ready(const char **name, char *why, size_t whylen)
 
 int gw_vault_start(void)
 {
-    tokens_by_key =
-        gw_ratelimit_new(gw_vault_cfg.tokens_key_per_minute, gw_vault_cfg.tokens_key_burst);
-    tokens_by_ip =
-        gw_ratelimit_new(gw_vault_cfg.tokens_ip_per_minute, gw_vault_cfg.tokens_ip_burst);
-    if (!tokens_by_key || !tokens_by_ip)
-        return -1;
     if (!gw_vault_cfg.socket && !gw_vault_cfg.tls_host) {
         log_warn("no vault configured (vault.socket or vault.tls_host): POST /v1/tokens "
                  "answers 503 vault_unavailable");
@@ -64,18 +57,4 @@ void gw_vault_stop(void)
 {
     vault_client_free(client);
     client = NULL;
-    gw_ratelimit_free(tokens_by_key);
-    gw_ratelimit_free(tokens_by_ip);
-    tokens_by_key = tokens_by_ip = NULL;
-}
-
-bool gw_tokens_rate_ok(const gw_request_t *rq, int *retry_after_s)
-{
-    if (!gw_ratelimit_take(tokens_by_key, rq->auth.key_id, retry_after_s))
-        return false;
-    if (!gw_ratelimit_take(tokens_by_ip, rq->client_ip, retry_after_s)) {
-        gw_ratelimit_refund(tokens_by_key, rq->auth.key_id);
-        return false;
-    }
-    return true;
 }

@@ -113,12 +113,8 @@ enum MHD_Result handle_tokens_post(gw_request_t *rq)
     rq->ctx = t;
     rq->ctx_free = tok_ctx_free;
     int retry = 1;
-    if (!gw_tokens_rate_ok(rq, &retry)) {
-        char ra[16];
-        snprintf(ra, sizeof ra, "%d", retry);
-        return gw_reply_json_hdr(rq, 429, err_body(ERR_RATE_LIMITED, NULL, NULL), "Retry-After",
-                                 ra);
-    }
+    if (!gw_rate_ok(&gw_rate_tokens, rq, &retry))
+        return gw_reply_rate_limited(rq, retry);
     /* Number and CVC contents are the vault's to judge (card_error); here
      * only their JSON types are checked. */
     const jspec_field_t card_spec[] = {

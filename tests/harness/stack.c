@@ -61,6 +61,14 @@ void h_stack_gateway_start(h_stack_t *s, int i)
     s->gw[i] = h_gateway_start(s->db, tag, s->gateway_json);
 }
 
+/* Rate limits far above anything a test sends: a test that means to hit
+ * one sets its own. */
+static json_t *unlimited(void)
+{
+    return json_pack("{s:i, s:i, s:i, s:i}", "per_key_per_minute", 1000000, "per_key_burst", 100000,
+                     "per_ip_per_minute", 1000000, "per_ip_burst", 100000);
+}
+
 h_stack_t *h_stack_start(const h_stack_opts_t *o)
 {
     h_stack_opts_t none = {0};
@@ -85,13 +93,12 @@ h_stack_t *h_stack_start(const h_stack_opts_t *o)
     char *vault_json = h_vault_gateway_json(s->vault);
     json_t *cfg = json_loads(vault_json, 0, NULL);
     free(vault_json);
-    json_t *base = json_pack(
-        "{s:{s:s, s:s, s:i}, s:{s:i, s:i, s:i}, s:{s:i}, s:{s:i}, s:{s:{s:i, s:i, s:i, s:i}}}",
-        "platform", "pricing_url", s->pricing->url, "inventory_url", s->inventory->url,
-        "timeout_ms", 3000, "outbox", "retry_base_ms", 50, "retry_max_ms", 1000, "poll_ms", 20,
-        "recovery", "interval_ms", 200, "checkout", "lease_seconds", 10, "rate_limit", "tokens",
-        "per_key_per_minute", 1000000, "per_key_burst", 100000, "per_ip_per_minute", 1000000,
-        "per_ip_burst", 100000);
+    json_t *base =
+        json_pack("{s:{s:s, s:s, s:i}, s:{s:i, s:i, s:i}, s:{s:i}, s:{s:i}, s:{s:o, s:o}}",
+                  "platform", "pricing_url", s->pricing->url, "inventory_url", s->inventory->url,
+                  "timeout_ms", 3000, "outbox", "retry_base_ms", 50, "retry_max_ms", 1000,
+                  "poll_ms", 20, "recovery", "interval_ms", 200, "checkout", "lease_seconds", 10,
+                  "rate_limit", "tokens", unlimited(), "checkouts", unlimited());
     json_object_update_recursive(cfg, base);
     json_decref(base);
     if (o->gateway_json) {
