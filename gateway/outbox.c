@@ -206,8 +206,8 @@ static void deliver_event(outbox_item_t *it)
         snprintf(it->error, sizeof it->error, "event or endpoint no longer exists");
         return;
     }
-    char *body = str_printf("{\"id\":\"%s\",\"type\":\"%s\",\"created\":%lld,\"data\":%s}",
-                            it->event_id, it->ev_type, (long long)it->ev_created, it->ev_data);
+    char *body = str_printf("{\"id\":\"%s\",\"type\":\"%s\",\"created\":\"%s\",\"data\":%s}",
+                            it->event_id, it->ev_type, it->ev_created, it->ev_data);
     char sig[220], sighdr[260];
     if (!sign_delivery(it, body, strlen(body), sig, sizeof sig)) {
         it->result = OUTBOX_RETRY;

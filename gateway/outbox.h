@@ -17,7 +17,7 @@ typedef struct {
     int attempts;
     bool too_old;
     char *ev_type;
-    int64_t ev_created;
+    char ev_created[32]; /* RFC 3339 UTC, like every time in the API */
     char *ev_data;
     char *secret_sealed;
     char *previous_sealed;

@@ -85,7 +85,9 @@ db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char
     return s;
 }
 
-DB_STMT(events_list, "SELECT id, type, extract(epoch FROM created_at)::bigint, data::text, seq "
+DB_STMT(events_list, "SELECT id, type, "
+                     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                     "data::text, seq "
                      "FROM gateway.events WHERE merchant_id = $1 AND seq > COALESCE("
                      " (SELECT seq FROM gateway.events WHERE id = $2 AND merchant_id = $1), 0) "
                      "AND ($3::text IS NULL OR type = $3) "
@@ -109,9 +111,8 @@ db_status_t db_events_list(db_conn_t *c, const char *merchant_id, const char *af
     int n = PQntuples(r);
     for (int i = 0; i < n && i < limit; i++) {
         json_t *data = json_loads(db_str(r, i, 3), 0, NULL);
-        json_array_append_new(a, json_pack("{s:s, s:s, s:I, s:o}", "id", db_str(r, i, 0),
-                                           "type", db_str(r, i, 1), "created",
-                                           (json_int_t)db_i64(r, i, 2), "data",
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:o}", "id", db_str(r, i, 0), "type",
+                                           db_str(r, i, 1), "created", db_str(r, i, 2), "data",
                                            data ? data : json_null()));
     }
     *has_more = n > limit;

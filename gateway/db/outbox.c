@@ -23,7 +23,8 @@ DB_STMT(outbox_claim,
         "SELECT o.id, o.kind, o.merchant_id, COALESCE(o.event_id, ''), "
         " COALESCE(o.endpoint_id, ''), COALESCE(w.url, o.target), o.attempts + 1, "
         " (o.created_at < now() - make_interval(secs => $2::bigint)), "
-        " ev.type, extract(epoch FROM ev.created_at)::bigint, ev.data::text, w.secret_sealed, "
+        " ev.type, to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        " ev.data::text, w.secret_sealed, "
         " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END "
         "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
@@ -66,7 +67,8 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
         it[i].attempts = (int)db_i64(r, i, 6);
         it[i].too_old = db_bool(r, i, 7);
         it[i].ev_type = dup_or_null(r, i, 8);
-        it[i].ev_created = db_i64(r, i, 9);
+        snprintf(it[i].ev_created, sizeof it[i].ev_created, "%s",
+                 db_str(r, i, 9) ? db_str(r, i, 9) : "");
         it[i].ev_data = dup_or_null(r, i, 10);
         it[i].secret_sealed = dup_or_null(r, i, 11);
         it[i].previous_sealed = dup_or_null(r, i, 12);

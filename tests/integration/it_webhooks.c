@@ -61,6 +61,17 @@ static json_t *wait_event(const char *chk, int timeout_ms)
     return NULL;
 }
 
+/* API.md: times are RFC 3339 UTC ("2026-11-23T19:21:29Z"), events included */
+static void assert_rfc3339(const json_t *v)
+{
+    ck_assert_msg(json_is_string(v), "created is not a string");
+    const char *s = json_string_value(v);
+    int y, mo, d, h, mi, sec, n = 0;
+    ck_assert_msg(sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &sec, &n) == 6 &&
+                      n == 20 && s[n] == '\0' && y >= 2024 && mo >= 1 && mo <= 12,
+                  "created is not RFC 3339 UTC: %s", s);
+}
+
 START_TEST(failing_receiver_gets_the_event_later_with_the_same_id)
 {
     h_sandbox_faults(st->webhooks, "{\"fail_next\":5}");
@@ -69,6 +80,7 @@ START_TEST(failing_receiver_gets_the_event_later_with_the_same_id)
     ck_assert_msg(ev != NULL, "order.confirmed never arrived");
     const char *evt = json_string_value(json_object_get(ev, "id"));
     ck_assert(!strncmp(evt, "evt_", 4));
+    assert_rfc3339(json_object_get(ev, "created")); /* as delivered */
     ck_assert_int_eq(json_integer_value(json_object_get(ev, "deliveries")), 1);
     json_t *d = h_stack_deliveries(st);
     ck_assert_int_ge(json_integer_value(json_object_get(d, "injected_failures")), 5);
@@ -86,6 +98,18 @@ START_TEST(failing_receiver_gets_the_event_later_with_the_same_id)
     h_resp_t r = h_get(st->gw[0], "/v1/events?type=order.confirmed&limit=100", st->m.sk);
     ck_assert_int_eq(r.status, 200);
     ck_assert_ptr_nonnull(strstr(r.body, evt));
+    size_t k;
+    json_t *e;
+    int listed = 0;
+    json_array_foreach(json_object_get(r.json, "data"), k, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "id")), evt) != 0)
+            continue;
+        listed++;
+        ck_assert_str_eq(json_string_value(json_object_get(e, "created")),
+                         json_string_value(json_object_get(ev, "created")));
+    }
+    ck_assert_int_eq(listed, 1);
     h_resp_free(&r);
 
     /* redelivery keeps the id: one unique event, two deliveries */
