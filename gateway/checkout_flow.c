@@ -41,9 +41,12 @@ void gw_finish_plan(const gw_finish_ctx_t *fc, const prv_result_t *res, gw_finis
     case PRV_AUTHORIZED:
     case PRV_CAPTURED: {
         bool captured = res->outcome == PRV_CAPTURED;
-        f->attempt_state = captured ? "captured" : "authorized";
+        /* The attempt's outcome is the provider's answer to the
+         * authorization (API.md: "outcome": "authorized"); whether the
+         * money was also captured is the payment's status. */
+        f->attempt_state = "authorized";
         f->attempt_reason = NULL;
-        f->payment_status = f->attempt_state;
+        f->payment_status = captured ? "captured" : "authorized";
         f->captured = captured ? fc->amount : 0;
         f->http = 200;
         if (fc->review) {

@@ -74,7 +74,7 @@ START_TEST(happy_path_charges_once_and_confirms_the_order)
     ck_assert_str_eq(h_json_str(j, "payment.status"), "captured");
     ck_assert_str_eq(h_json_str(j, "payment.provider"), "stripe");
     ck_assert_str_eq(h_json_str(j, "payment.attempts.0.provider"), "stripe");
-    ck_assert_str_eq(h_json_str(j, "payment.attempts.0.outcome"), "captured");
+    ck_assert_str_eq(h_json_str(j, "payment.attempts.0.outcome"), "authorized");
     ck_assert_str_eq(h_json_str(j, "payment.card.last4"), "4242");
     ck_assert_str_eq(h_json_str(j, "fraud.decision"), "approve");
     ck_assert(json_is_integer(json_object_get(json_object_get(j, "fraud"), "score")));
