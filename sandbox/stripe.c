@@ -7,6 +7,7 @@
  * one stay truthful, as the lookup of a real partial outage would. */
 #include "sandbox/sandbox.h"
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,12 +423,27 @@ static out_t refund(sbx_req_t *rq)
 
 /* ----------------------------------------------------------- routing */
 
+/* Stripe takes the secret key as a bearer token or as HTTP Basic's user
+ * name with an empty password (curl -u sk_test_...:). */
 static bool authorized(sbx_req_t *rq)
 {
     const char *h = sbx_header(rq, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0)
+    char k[256];
+    if (h && !strncmp(h, "Bearer ", 7)) {
+        snprintf(k, sizeof k, "%s", h + 7);
+    } else if (h && !strncmp(h, "Basic ", 6)) {
+        size_t n = 0;
+        if (sodium_base642bin((unsigned char *)k, sizeof k - 1, h + 6, strlen(h + 6), NULL, &n,
+                              NULL, sodium_base64_VARIANT_ORIGINAL) != 0)
+            return false;
+        k[n] = '\0';
+        char *colon = strchr(k, ':');
+        if (!colon || strlen(k) != n) /* no user:password, or a NUL inside */
+            return false;
+        *colon = '\0';
+    } else {
         return false;
-    const char *k = h + 7;
+    }
     if (api_key)
         return !strcmp(k, api_key);
     return !strncmp(k, "sk_test_", 8) || !strncmp(k, "rk_test_", 8);

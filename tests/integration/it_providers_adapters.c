@@ -3,6 +3,8 @@
  * capture, void, refund, partial refund, lookup, idempotency, and a wrong
  * key. Each test runs once per adapter (Check loop index). */
 #include "it_providers_common.h"
+#include <sodium.h>
+#include <string.h>
 
 static const char *const types[] = {"stripe", "adyen", "checkout"};
 static h_sandbox_t *sbx;
@@ -235,6 +237,32 @@ START_TEST(stripe_key_reused_with_other_parameters_is_a_400_idempotency_error)
 }
 END_TEST
 
+/* Stripe's own form: curl -u sk_test_...: (HTTP Basic, the key as user name,
+ * no password); a wrong key that way is still refused */
+START_TEST(stripe_takes_the_key_as_basic_auth_too)
+{
+    h_sandbox_t *s = t_sandbox("stripe", "stripe-basic");
+    char url[256], good[256], bad[256], b64[128];
+    snprintf(url, sizeof url, "%s/v1/payment_intents", s->url);
+    sodium_bin2base64(b64, sizeof b64, (const unsigned char *)T_STRIPE_KEY ":",
+                      strlen(T_STRIPE_KEY ":"), sodium_base64_VARIANT_ORIGINAL);
+    snprintf(good, sizeof good, "Authorization: Basic %s", b64);
+    sodium_bin2base64(b64, sizeof b64, (const unsigned char *)"sk_test_wrong:", 14,
+                      sodium_base64_VARIANT_ORIGINAL);
+    snprintf(bad, sizeof bad, "Authorization: Basic %s", b64);
+    const char *ct = "Content-Type: application/x-www-form-urlencoded";
+    const char *h1[] = {good, ct, NULL}, *h2[] = {bad, ct, NULL};
+    h_resp_t r = h_http("POST", url, NULL, "amount=100&currency=eur", h1);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert(!strncmp(h_json_str(r.json, "id"), "pi_", 3));
+    h_resp_free(&r);
+    r = h_http("POST", url, NULL, "amount=100&currency=eur", h2);
+    ck_assert_int_eq(r.status, 401);
+    h_resp_free(&r);
+    h_sandbox_stop(s);
+}
+END_TEST
+
 START_TEST(wrong_credentials_are_unavailable_and_charge_nothing)
 {
     sbx = t_sandbox(types[_i], types[_i]);
@@ -263,6 +291,7 @@ int main(void)
     tcase_add_loop_test(tc, same_key_same_result_no_second_charge, 0, 3);
     tcase_add_loop_test(tc, wrong_credentials_are_unavailable_and_charge_nothing, 0, 3);
     tcase_add_test(tc, stripe_key_reused_with_other_parameters_is_a_400_idempotency_error);
+    tcase_add_test(tc, stripe_takes_the_key_as_basic_auth_too);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
