@@ -149,7 +149,7 @@ START_TEST(cart_errors_charge_and_reserve_nothing)
     h_resp_free(&r);
 
     r = checkout("4242424242424242", "SKU-NOPE", 1, NULL);
-    h_assert_error(&r, 400, ERR_UNKNOWN_SKU);
+    h_assert_error(&r, 409, ERR_UNKNOWN_SKU);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "cart.items[0].sku");
     h_resp_free(&r);
 
