@@ -15,6 +15,7 @@ PC_PACKAGES=(build-essential cmake pkg-config libmicrohttpd-dev libpq-dev libjan
              libcurl4-openssl-dev libsodium-dev libmbedtls-dev check postgresql-15
              postgresql-client-15 util-linux procps openssl)
 PC_PACKAGES+=(wrk) # bench/tokens: HTTP load with keep-alive
+PC_PACKAGES+=(python3-yaml) # scripts/check-openapi (a ctest)
 
 pc_ensure_packages() {
   local missing=() p
