@@ -320,11 +320,93 @@ static void backoff(int attempt)
     usleep((useconds_t)(1000u * (1 + randombytes_uniform(cap))));
 }
 
-db_status_t db_txn_run_on(db_conn_t *c, db_isolation_t iso, const char *name, db_txn_fn fn,
-                          void *cls)
+/* The transaction's id if it has one (it wrote something), read just before
+ * COMMIT so that a COMMIT whose answer is lost can be settled; 0 for a
+ * transaction that wrote nothing (re-running it is harmless). Costs one round
+ * trip; forcing an id at BEGIN instead would make every read-only
+ * transaction write and flush a commit record. */
+static db_status_t txn_xid(db_conn_t *c, unsigned long long *xid)
+{
+    *xid = 0;
+    PGresult *r = PQexec(c->pg, "SELECT txid_current_if_assigned()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        db_status_t s = classify(c, r, "txid_current_if_assigned");
+        PQclear(r);
+        return s;
+    }
+    if (PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        *xid = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return DB_OK;
+}
+
+/* The connection died during COMMIT: only PostgreSQL knows whether it went
+ * through. Asks it on a new connection (waiting out a COMMIT still being
+ * flushed, or a server coming back): DB_OK when it committed (the callback's
+ * first run stands: re-running it would meet its own writes), DB_CONN_LOST
+ * when it did not (re-run), DB_UNAVAILABLE when it cannot be told within
+ * about 15 s (the caller answers 503; the client retries idempotently). */
+static db_status_t commit_outcome(db_conn_t *c, const char *name, unsigned long long xid)
+{
+    char xs[24];
+    snprintf(xs, sizeof xs, "%llu", xid);
+    const char *vals[] = {xs};
+    for (int attempt = 0; attempt < 60; attempt++) {
+        if (attempt > 0)
+            usleep(250 * 1000);
+        if (!conn_reset(c))
+            continue;
+        PGresult *r =
+            PQexecParams(c->pg, "SELECT txid_status($1::bigint)", 1, NULL, vals, NULL, NULL, 0);
+        const char *st =
+            PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)
+                ? PQgetvalue(r, 0, 0)
+                : NULL;
+        bool committed = st && !strcmp(st, "committed"), aborted = st && !strcmp(st, "aborted");
+        bool gone = PQresultStatus(r) == PGRES_TUPLES_OK && !st; /* xid too old to tell */
+        PQclear(r);
+        if (committed || aborted) {
+            log_json(LOG_WARN, "COMMIT answer lost; settled by its transaction id",
+                     json_pack("{s:s, s:s}", "txn", name, "outcome",
+                               committed ? "committed" : "aborted"));
+            return committed ? DB_OK : DB_CONN_LOST;
+        }
+        if (gone)
+            break;
+        /* "in progress": the old backend is still finishing the COMMIT */
+    }
+    log_json(LOG_ERROR, "COMMIT answer lost and its outcome cannot be told",
+             json_pack("{s:s}", "txn", name));
+    return DB_UNAVAILABLE;
+}
+
+/* BEGIN; fn; COMMIT once. */
+static db_status_t txn_once(db_conn_t *c, db_isolation_t iso, const char *name, db_txn_fn fn,
+                            void *cls)
 {
     static const char *begins[] = {"BEGIN", "BEGIN ISOLATION LEVEL REPEATABLE READ",
                                    "BEGIN ISOLATION LEVEL SERIALIZABLE"};
+    db_status_t s = db_exec_simple(c, begins[iso]);
+    if (s != DB_OK)
+        return s;
+    unsigned long long xid = 0;
+    s = fn(c, cls);
+    if (s == DB_OK)
+        s = txn_xid(c, &xid);
+    if (s != DB_OK) {
+        if (PQstatus(c->pg) == CONNECTION_OK)
+            PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
+        return s;
+    }
+    s = db_exec_simple(c, "COMMIT");
+    if (s == DB_CONN_LOST && xid != 0)
+        s = commit_outcome(c, name, xid);
+    return s;
+}
+
+db_status_t db_txn_run_on(db_conn_t *c, db_isolation_t iso, const char *name, db_txn_fn fn,
+                          void *cls)
+{
     db_status_t s = DB_ERROR;
     for (int attempt = 0; attempt < TXN_MAX_TRIES; attempt++) {
         if (attempt > 0)
@@ -335,18 +417,7 @@ db_status_t db_txn_run_on(db_conn_t *c, db_isolation_t iso, const char *name, db
                 continue;
             }
         }
-        if (iso == DB_AUTOCOMMIT) {
-            s = fn(c, cls);
-        } else {
-            s = db_exec_simple(c, begins[iso]);
-            if (s == DB_OK) {
-                s = fn(c, cls);
-                if (s == DB_OK)
-                    s = db_exec_simple(c, "COMMIT");
-                else if (PQstatus(c->pg) == CONNECTION_OK)
-                    PC_IGNORE(db_exec_simple(c, "ROLLBACK"));
-            }
-        }
+        s = iso == DB_AUTOCOMMIT ? fn(c, cls) : txn_once(c, iso, name, fn, cls);
         if (s == DB_RETRY) {
             log_json(LOG_DEBUG, "transaction retry",
                      json_pack("{s:s, s:i}", "txn", name, "attempt", attempt + 1));

@@ -279,9 +279,12 @@ typedef enum {
 } db_isolation_t;
 /* BEGIN; fn; COMMIT with retries on DB_RETRY and DB_CONN_LOST. The callback
  * may be run more than once and must therefore only touch the database and
- * its own cls; it must be safe to re-run after a commit whose outcome was
- * lost with the connection (write it as compare-and-set). Any status other
- * than DB_OK from fn rolls back and is returned. */
+ * its own cls. A COMMIT whose answer is lost with the connection is settled
+ * by asking PostgreSQL about the transaction's id (txid_status): committed
+ * means done, without a re-run; not committed means re-run; undecidable
+ * means DB_UNAVAILABLE. A DB_AUTOCOMMIT statement has no such id: re-run
+ * after a lost answer, it must recognise its own committed write. Any status
+ * other than DB_OK from fn rolls back and is returned. */
 db_status_t db_txn_run(db_pool_t *p, db_isolation_t iso, const char *name, db_txn_fn fn,
                        void *cls) PC_WUR;
 /* Same on a connection the caller already holds. */

@@ -425,22 +425,31 @@ static enum MHD_Result reserve(co_t *x, bool *done)
     return reply_stored(rq, &fin);
 }
 
+typedef struct {
+    co_t *x;
+    const prv_attempt_t *done, *next;
+} transition_t;
+
+static db_status_t transition_txn(db_conn_t *c, void *cls)
+{
+    const transition_t *t = cls;
+    return db_attempt_transition(
+        c, t->x->payment_id, t->done->seq, prv_outcome_str(t->done->result.outcome),
+        t->done->result.provider_ref, t->done->result.reason, t->next->seq, t->next->provider,
+        t->next->idempotency_key, (int)gw_cfg.checkout_lease_s);
+}
+
+/* Records the finished attempt and the next one before the next provider is
+ * called. Through db_txn_run, so a COMMIT whose answer is lost is settled by
+ * its transaction id: giving up there would leave the next attempt recorded
+ * but unsent, for recovery to "look up" (for Adyen: authorize late, without
+ * the CVC). */
 static int hook_transition(void *cls, const prv_attempt_t *done, const prv_attempt_t *next)
 {
-    co_t *x = cls;
-    db_conn_t *c = db_pool_acquire(gw.db);
-    if (!c)
-        return -1;
-    db_status_t s = db_exec_simple(c, "BEGIN");
-    if (s == DB_OK)
-        s = db_attempt_transition(c, x->payment_id, done->seq, prv_outcome_str(done->result.outcome),
-                                  done->result.provider_ref, done->result.reason, next->seq,
-                                  next->provider, next->idempotency_key,
-                                  (int)gw_cfg.checkout_lease_s);
-    if (s == DB_OK)
-        s = db_exec_simple(c, "COMMIT");
-    db_pool_release(c);
-    return s == DB_OK ? 0 : -1;
+    transition_t t = {.x = cls, .done = done, .next = next};
+    return db_txn_run(gw.db, DB_READ_COMMITTED, "attempt_transition", transition_txn, &t) == DB_OK
+               ? 0
+               : -1;
 }
 
 /* The PAN leaves the vault only here, for this one run, in guarded memory. */
