@@ -109,7 +109,10 @@ static void route_request(gw_request_t *rq)
     for (size_t i = 0; i < gw_nroutes; i++) {
         bool same = strcmp(gw_routes[i].method, rq->method) == 0 ||
                     (strcmp(rq->method, "HEAD") == 0 && strcmp(gw_routes[i].method, "GET") == 0);
-        if (same && match(gw_routes[i].pattern, rq->path, rq, true)) {
+        /* match first, capture after: a pattern that fails at a later
+         * segment would otherwise leave the ids it copied unowned */
+        if (same && match(gw_routes[i].pattern, rq->path, NULL, false)) {
+            PC_IGNORE(match(gw_routes[i].pattern, rq->path, rq, true));
             rq->route = &gw_routes[i];
             rq->route_idx = (int)i;
             return;
