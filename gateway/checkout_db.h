@@ -21,6 +21,7 @@ typedef struct {
     const fraud_key_hashes_t *vel;
     int64_t basket;
     bool declined;
+    const char *api_key_id; /* the key that made it (a pk reads only its own) */
 } gwdb_checkout_begin_t;
 
 /* Commit 1: claims the key and records checkout, payment and attempt 1.
@@ -55,7 +56,9 @@ typedef struct {
 
 db_status_t db_checkout_finish(db_conn_t *c, const gwdb_checkout_finish_t *f,
                                gwdb_finish_result_t *out) PC_WUR;
+/* The checkout object; with made_by (a publishable key's id), only if that
+ * key made it (checkouts from before keys were recorded excepted). */
 db_status_t db_checkout_json(db_conn_t *c, const char *merchant_id, const char *checkout_id,
-                             char **body) PC_WUR;
+                             const char *made_by, char **body) PC_WUR;
 
 #endif

@@ -8,7 +8,7 @@
 DB_STMT(checkout_begin,
         "SELECT gateway.checkout_begin($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9::jsonb, "
         "$10::jsonb, $11::jsonb, $12, $13, $14, $15::jsonb, $16, $17, $18, $19, $20, $21, $22, "
-        "$23, $24, $25)");
+        "$23, $24, $25, $26)");
 
 static void param_keys(db_params_t *p, const fraud_key_hashes_t *h)
 {
@@ -46,6 +46,7 @@ db_status_t db_checkout_begin(db_conn_t *c, const gwdb_checkout_begin_t *b)
     param_keys(&p, b->vel);
     db_param_int(&p, b->basket);
     db_param_bool(&p, b->declined);
+    db_param_text(&p, b->api_key_id);
     PGresult *r;
     db_status_t s = db_exec(c, &checkout_begin, &p, &r);
     if (s == DB_OK && !db_bool(r, 0, 0))
@@ -135,15 +136,17 @@ db_status_t db_checkout_finish(db_conn_t *c, const gwdb_checkout_finish_t *f,
 }
 
 DB_STMT(checkout_json, "SELECT gateway.checkout_json(id)::text FROM gateway.checkouts "
-                       "WHERE id = $1 AND merchant_id = $2");
+                       "WHERE id = $1 AND merchant_id = $2 "
+                       "AND ($3::text IS NULL OR api_key_id IS NULL OR api_key_id = $3)");
 
 db_status_t db_checkout_json(db_conn_t *c, const char *merchant_id, const char *checkout_id,
-                             char **body)
+                             const char *made_by, char **body)
 {
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, checkout_id);
     db_param_text(&p, merchant_id);
+    db_param_text(&p, made_by);
     PGresult *r;
     db_status_t s = db_exec(c, &checkout_json, &p, &r);
     if (s != DB_OK)

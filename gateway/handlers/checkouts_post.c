@@ -333,16 +333,29 @@ static enum MHD_Result begin(co_t *x, bool *done)
          *cust = dumps_or_null(x->customer), *ship = dumps_or_null(x->shipping),
          *fr = dumps_or_null(fraud);
     begin_t t = {.x = x, .declined = declined};
-    t.b = (gwdb_checkout_begin_t){
-        .merchant_id = rq->auth.merchant_id, .idem_key = x->idem.key, .idem_hash = x->idem.hash,
-        .checkout_id = x->checkout_id, .currency = x->currency, .amount = x->quote.total,
-        .quote_json = quote, .token = x->token, .card_json = cardj, .customer_json = cust,
-        .shipping_json = ship, .capture = x->capture, .reservation_id = x->reservation_id,
-        .reservation_ttl_s = x->reservation_ttl, .fraud_json = fr,
-        .payment_id = declined ? NULL : x->payment_id,
-        .provider = declined ? NULL : x->plan.candidates[0]->name,
-        .attempt_key = declined ? NULL : x->attempt_key, .lease_s = (int)gw_cfg.checkout_lease_s,
-        .vel = &x->key_hashes, .basket = x->quote.subtotal, .declined = declined};
+    t.b = (gwdb_checkout_begin_t){.merchant_id = rq->auth.merchant_id,
+                                  .idem_key = x->idem.key,
+                                  .idem_hash = x->idem.hash,
+                                  .checkout_id = x->checkout_id,
+                                  .currency = x->currency,
+                                  .amount = x->quote.total,
+                                  .quote_json = quote,
+                                  .token = x->token,
+                                  .card_json = cardj,
+                                  .customer_json = cust,
+                                  .shipping_json = ship,
+                                  .capture = x->capture,
+                                  .reservation_id = x->reservation_id,
+                                  .reservation_ttl_s = x->reservation_ttl,
+                                  .fraud_json = fr,
+                                  .payment_id = declined ? NULL : x->payment_id,
+                                  .provider = declined ? NULL : x->plan.candidates[0]->name,
+                                  .attempt_key = declined ? NULL : x->attempt_key,
+                                  .lease_s = (int)gw_cfg.checkout_lease_s,
+                                  .vel = &x->key_hashes,
+                                  .basket = x->quote.subtotal,
+                                  .declined = declined,
+                                  .api_key_id = rq->auth.key_id};
     x->lease_t0 = time_mono_us(); /* not later than the database's now() for the lease */
     db_status_t s = db_txn_run(gw.db, declined ? DB_READ_COMMITTED : DB_AUTOCOMMIT,
                                "checkout_begin", begin_txn, &t);

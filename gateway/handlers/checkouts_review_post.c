@@ -16,8 +16,8 @@ static enum MHD_Result reply_checkout(gw_request_t *rq, const gw_idem_t *k, int 
 {
     char *body = NULL;
     db_conn_t *c = db_pool_acquire(gw.db);
-    db_status_t s = c ? db_checkout_json(c, rq->auth.merchant_id, rq->params[0], &body)
-                      : DB_UNAVAILABLE;
+    db_status_t s =
+        c ? db_checkout_json(c, rq->auth.merchant_id, rq->params[0], NULL, &body) : DB_UNAVAILABLE;
     db_pool_release(c);
     if (s != DB_OK)
         return gw_reply_db(rq, s);

@@ -358,6 +358,48 @@ START_TEST(a_checkout_killed_before_paying_is_failed_without_a_provider_call)
 }
 END_TEST
 
+static long get_status(const char *id, const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/checkouts/%s", id);
+    h_resp_t r = h_get(st->gw[0], path, key);
+    long status = r.status;
+    if (status == 404)
+        h_assert_error(&r, 404, ERR_RESOURCE_MISSING);
+    h_resp_free(&r);
+    return status;
+}
+
+/* API.md: a pk may GET "its own checkouts". A pk is public (it lives in
+ * shoppers' browsers): it reads what it made, not a checkout the merchant
+ * made server-side with the sk; the sk reads every checkout of its merchant. */
+START_TEST(a_publishable_key_reads_only_the_checkouts_it_made)
+{
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    ck_assert_int_eq(r.status, 200);
+    char *by_pk = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    char *tok = h_stack_token(st, "4242424242424242");
+    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
+    char url[256], key[64];
+    snprintf(url, sizeof url, "%s/v1/checkouts", st->gw[0]->url);
+    snprintf(key, sizeof key, "Idempotency-Key: by-sk-%d", (int)getpid());
+    const char *headers[] = {key, NULL};
+    r = h_http("POST", url, st->m.sk, body, headers);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    char *by_sk = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    ck_assert_int_eq(get_status(by_pk, st->m.pk), 200);
+    ck_assert_int_eq(get_status(by_pk, st->m.sk), 200);
+    ck_assert_int_eq(get_status(by_sk, st->m.sk), 200);
+    ck_assert_int_eq(get_status(by_sk, st->m.pk), 404);
+    free(by_pk);
+    free(by_sk);
+    free(body);
+    free(tok);
+}
+END_TEST
+
 START_TEST(authorize_only_then_capture_partially)
 {
     h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 2, "{\"payment\":{\"capture\":false}}");
@@ -581,6 +623,7 @@ int main(void)
     tcase_add_test(tc, the_last_one_sells_once);
     tcase_add_test(tc, outages_answer_503_and_charge_nothing);
     tcase_add_test(tc, primary_down_fails_over_with_one_charge);
+    tcase_add_test(tc, a_publishable_key_reads_only_the_checkouts_it_made);
     tcase_add_test(tc, authorize_only_then_capture_partially);
     tcase_add_test(tc, a_commit_after_the_reservation_ended_takes_the_stock_again);
     tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
