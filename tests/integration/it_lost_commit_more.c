@@ -18,9 +18,10 @@
  * gatewayctl (its --db through the proxy): merchant create, key rotate, key
  * revoke; vaultd (its database.conninfo through the proxy): tokenize,
  * detokenize's audit record, data-key rotation.
- * Every test also asserts that the proxy really lost one COMMIT answer. */
-#include "tests/harness/pgproxy.h"
-#include "tests/harness/stack.h"
+ * Every test also asserts that the proxy really lost one COMMIT answer.
+ * The setup and checks shared with it_lost_commit.c are in
+ * tests/harness/lostcommit.c. */
+#include "tests/harness/lostcommit.h"
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
@@ -45,168 +46,6 @@
 #define MARK_VAULT_CARD_INSERT "INSERT INTO vault.cards (token"
 #define MARK_AUDIT_INSERT      "INSERT INTO audit.events (actor"
 #define MARK_VAULT_KEY_INSERT  "INSERT INTO vault.data_keys (version"
-
-typedef struct {
-    h_stack_t *st;
-    pgproxy_t *px;  /* gatewayd's database connections */
-    pgproxy_t *vpx; /* vaultd's, when asked for */
-} lc_t;
-
-static pgproxy_t *proxy_start(void)
-{
-    /* the fixture cluster listens on its unix socket only (scripts/lib/pg.sh) */
-    char *sock = str_printf("%s/sock", h_pgbase());
-    pgproxy_t *p = pgproxy_start(sock, 5432);
-    free(sock);
-    ck_assert_ptr_nonnull(p);
-    return p;
-}
-
-/* The stack, then (if vault) vaultd restarted with its database through a
- * proxy of its own, then gateway 0 restarted with its database connections
- * through another. Started inside the test (the proxies' threads live in
- * this process). */
-static lc_t lc_start_with(const h_stack_opts_t *o, bool vault)
-{
-    lc_t t = {0};
-    t.st = h_stack_start(o);
-    if (vault) {
-        t.vpx = proxy_start();
-        char *ci = pgproxy_conninfo(t.vpx, t.st->db, "vault");
-        /* vaultd isolates itself in an empty network namespace unless told
-         * not to; the proxy is on loopback TCP */
-        json_t *extra = json_pack("{s:{s:s}, s:{s:b}}", "database", "conninfo", ci, "run",
-                                  "isolate_network", 0);
-        char *ej = json_dumps(extra, JSON_COMPACT);
-        json_decref(extra);
-        free(ci);
-        ck_assert_int_eq(h_vault_stop(t.st->vault, SIGTERM), 0);
-        t.st->vault = h_vault_start(t.st->db, "vaultd", ej);
-        free(ej);
-        ck_assert_msg(pgproxy_connections(t.vpx) > 0, "vaultd does not use the proxy");
-    }
-    t.px = proxy_start();
-    char *ci = pgproxy_conninfo(t.px, t.st->db, "gateway");
-    json_t *cfg = json_loads(t.st->gateway_json, 0, NULL);
-    json_t *db = json_pack("{s:{s:s}}", "database", "conninfo", ci);
-    json_object_update_recursive(cfg, db);
-    json_decref(db);
-    free(t.st->gateway_json);
-    t.st->gateway_json = json_dumps(cfg, JSON_COMPACT);
-    json_decref(cfg);
-    free(ci);
-    ck_assert_int_eq(h_gateway_stop(t.st->gw[0], SIGTERM), 0);
-    t.st->gw[0] = NULL;
-    h_stack_gateway_start(t.st, 0);
-    /* a request that reads the database: its answer came through the proxy */
-    h_resp_t r = h_get(t.st->gw[0], "/v1/webhooks", t.st->m.sk);
-    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
-    h_resp_free(&r);
-    ck_assert_msg(pgproxy_connections(t.px) > 0, "gatewayd does not use the proxy");
-    return t;
-}
-
-static lc_t lc_start(const h_stack_opts_t *o)
-{
-    return lc_start_with(o, false);
-}
-
-static void lc_stop(lc_t *t)
-{
-    h_stack_stop(t->st); /* the daemons first: their connections close cleanly */
-    pgproxy_stop(t->px);
-    pgproxy_stop(t->vpx);
-}
-
-static h_resp_t sk_send(h_stack_t *st, const char *method, const char *path, const char *body,
-                        const char *key)
-{
-    char url[512], hdr[160];
-    snprintf(url, sizeof url, "%s%s", st->gw[0]->url, path);
-    snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key ? key : "");
-    const char *headers[] = {key ? hdr : NULL, NULL};
-    return h_http(method, url, st->m.sk, body, headers);
-}
-
-static char *key_for(const char *what)
-{
-    return str_printf("lost-more-%s-%d", what, (int)getpid());
-}
-
-/* The receiver's deliveries of `type` about checkout chk: how many distinct
- * events and how many deliveries in all. */
-static int received(h_stack_t *st, const char *type, const char *chk, long *deliveries)
-{
-    json_t *d = h_stack_deliveries(st);
-    int n = 0;
-    long dl = 0;
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(d, "events"), i, e)
-    {
-        const char *t = json_string_value(json_object_get(e, "type"));
-        const char *id = h_json_str(e, "data.id");
-        if (t && !strcmp(t, type) && id && !strcmp(id, chk)) {
-            n++;
-            dl += (long)json_integer_value(json_object_get(e, "deliveries"));
-        }
-    }
-    json_decref(d);
-    if (deliveries)
-        *deliveries = dl;
-    return n;
-}
-
-/* Waits until the receiver has `want` deliveries of type about chk;
- * returns the deliveries it has. */
-static long wait_deliveries(h_stack_t *st, const char *type, const char *chk, long want,
-                            int timeout_ms)
-{
-    long dl = 0;
-    for (int waited = 0; waited < timeout_ms; waited += 50) {
-        received(st, type, chk, &dl);
-        if (dl >= want)
-            break;
-        usleep(50 * 1000);
-    }
-    return dl;
-}
-
-/* The receiver, some time after the event: exactly one event of type about
- * chk, delivered exactly `want` times. */
-static void assert_delivered(h_stack_t *st, const char *type, const char *chk, long want)
-{
-    ck_assert_msg(wait_deliveries(st, type, chk, want, 20000) >= want,
-                  "%s for %s: fewer than %ld deliveries", type, chk, want);
-    usleep(700 * 1000); /* one more would be on its way by now */
-    long dl = 0;
-    ck_assert_int_eq(received(st, type, chk, &dl), 1);
-    ck_assert_msg(dl == want, "%s for %s delivered %ld times, expected %ld", type, chk, dl, want);
-}
-
-static long count_sql(h_stack_t *st, const char *sql)
-{
-    return h_sql_long(st->db, "%s", sql);
-}
-
-static long events_of(h_stack_t *st, const char *type)
-{
-    return h_sql_long(st->db, "SELECT count(*) FROM gateway.events WHERE type = '%s'", type);
-}
-
-static long audits_of(h_stack_t *st, const char *action)
-{
-    return h_sql_long(st->db, "SELECT count(*) FROM audit.events WHERE action = '%s'", action);
-}
-
-/* Asserts that the first cell of the query is want. */
-#define assert_sql_str(db, want, ...)                                                              \
-    do {                                                                                           \
-        char *got_ = h_sql(db, __VA_ARGS__);                                                       \
-        ck_assert_msg(got_ && !strcmp(got_, want), "expected %s, got %s", want,                    \
-                      got_ ? got_ : "NULL");                                                       \
-        free(got_);                                                                                \
-    } while (0)
 
 /* Sum of a ledger field ("refunded", "captured") over both provider
  * sandboxes. */
@@ -239,7 +78,7 @@ static const char *rules_doc =
 
 static void put_rules(h_stack_t *st)
 {
-    h_resp_t r = sk_send(st, "PUT", "/v1/fraud/rules", rules_doc, NULL);
+    h_resp_t r = lc_sk_send(st, "PUT", "/v1/fraud/rules", rules_doc, NULL);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     h_resp_free(&r);
 }
@@ -260,15 +99,15 @@ START_TEST(provider_put_whose_commit_answer_is_lost_answers_201_and_audits_one_c
              "\"timeout_ms\":2000}",
              st->stripe->url);
     pgproxy_arm(t.px, MARK_PROVIDER_UPSERT);
-    h_resp_t r = sk_send(st, "PUT", "/v1/providers/stripe", body, NULL);
+    h_resp_t r = lc_sk_send(st, "PUT", "/v1/providers/stripe", body, NULL);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
-    long creates = audits_of(st, "provider.create"), updates = audits_of(st, "provider.update");
+    long creates = lc_audits(st, "provider.create"), updates = lc_audits(st, "provider.update");
     ck_assert_msg(r.status == 201,
                   "PUT of a new provider after a lost COMMIT: %ld %s (audit: %ld "
                   "provider.create, %ld provider.update)",
                   r.status, r.body, creates, updates);
     h_resp_free(&r);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.providers"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.providers"), 1);
     ck_assert_int_eq(creates, 1);
     ck_assert_int_eq(updates, 0);
     /* the sealed credentials are the request's: a checkout pays with them */
@@ -291,7 +130,7 @@ START_TEST(fraud_rules_put_with_version_whose_commit_answer_is_lost_answers_200_
     char *body = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
     pgproxy_arm(t.px, MARK_FRAUD_RULES);
-    h_resp_t r = sk_send(st, "PUT", "/v1/fraud/rules", body, NULL);
+    h_resp_t r = lc_sk_send(st, "PUT", "/v1/fraud/rules", body, NULL);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     long stored = h_sql_long(st->db,
                              "SELECT version FROM gateway.fraud_rules WHERE "
@@ -304,7 +143,7 @@ START_TEST(fraud_rules_put_with_version_whose_commit_answer_is_lost_answers_200_
     ck_assert_int_eq(h_json_int(r.json, "version"), 1);
     h_resp_free(&r);
     ck_assert_int_eq(stored, 1);
-    ck_assert_int_eq(audits_of(st, "fraud.rules.update"), 1);
+    ck_assert_int_eq(lc_audits(st, "fraud.rules.update"), 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     free(body);
     lc_stop(&t);
@@ -318,15 +157,15 @@ START_TEST(routing_put_whose_commit_answer_is_lost_answers_200_and_audits_once)
     const char *doc = "{\"rules\":[{\"if\":{\"currency\":\"EUR\",\"amount_gte\":100000},"
                       "\"providers\":[\"adyen\",\"stripe\"]}],\"default\":[\"stripe\",\"adyen\"]}";
     pgproxy_arm(t.px, MARK_ROUTING);
-    h_resp_t r = sk_send(st, "PUT", "/v1/routing", doc, NULL);
+    h_resp_t r = lc_sk_send(st, "PUT", "/v1/routing", doc, NULL);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     h_resp_free(&r);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.routing"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.routing"), 1);
     r = h_get(st->gw[0], "/v1/routing", st->m.sk);
     ck_assert_int_eq(h_json_int(r.json, "routing.rules.0.if.amount_gte"), 100000);
     h_resp_free(&r);
-    ck_assert_int_eq(audits_of(st, "routing.update"), 1);
+    ck_assert_int_eq(lc_audits(st, "routing.update"), 1);
     lc_stop(&t);
 }
 END_TEST
@@ -336,14 +175,14 @@ START_TEST(merchant_post_whose_commit_answer_is_lost_answers_200_and_audits_once
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
     pgproxy_arm(t.px, MARK_MERCHANT_RENAME);
-    h_resp_t r = sk_send(st, "POST", "/v1/merchant", "{\"name\":\"Renamed Shop\"}", NULL);
+    h_resp_t r = lc_sk_send(st, "POST", "/v1/merchant", "{\"name\":\"Renamed Shop\"}", NULL);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "name"), "Renamed Shop");
     h_resp_free(&r);
-    assert_sql_str(st->db, "Renamed Shop", "SELECT name FROM gateway.merchants WHERE id = '%s'",
-                   st->m.id);
-    ck_assert_int_eq(audits_of(st, "merchant.update"), 1);
+    lc_assert_sql_str(st->db, "Renamed Shop", "SELECT name FROM gateway.merchants WHERE id = '%s'",
+                      st->m.id);
+    ck_assert_int_eq(lc_audits(st, "merchant.update"), 1);
     lc_stop(&t);
 }
 END_TEST
@@ -356,7 +195,7 @@ START_TEST(webhook_update_whose_commit_answer_is_lost_answers_200_and_audits_onc
     h_stack_t *st = t.st;
     pgproxy_arm(t.px, MARK_WEBHOOK_UPDATE);
     h_resp_t r =
-        sk_send(st, "PUT", "/v1/webhooks/platform", "{\"events\":[\"order.confirmed\"]}", NULL);
+        lc_sk_send(st, "PUT", "/v1/webhooks/platform", "{\"events\":[\"order.confirmed\"]}", NULL);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_ptr_null(json_object_get(r.json, "secret")); /* not a creation or rotation */
@@ -364,8 +203,8 @@ START_TEST(webhook_update_whose_commit_answer_is_lost_answers_200_and_audits_onc
     ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.webhook_endpoints WHERE id = "
                                         "'platform' AND events = ARRAY['order.confirmed']"),
                      1);
-    ck_assert_int_eq(audits_of(st, "webhook.create"), 1); /* the stack's */
-    ck_assert_int_eq(audits_of(st, "webhook.update"), 1);
+    ck_assert_int_eq(lc_audits(st, "webhook.create"), 1); /* the stack's */
+    ck_assert_int_eq(lc_audits(st, "webhook.update"), 1);
     lc_stop(&t);
 }
 END_TEST
@@ -378,11 +217,8 @@ START_TEST(event_redeliver_whose_commit_answer_is_lost_delivers_once_more_not_tw
 {
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
-    h_resp_t p = h_stack_pay(st, 0, "4242424242424242", "SKU-RED-MUG", 1, NULL);
-    ck_assert_msg(p.status == 200, "%ld %s", p.status, p.body);
-    char *chk = strdup(h_json_str(p.json, "id"));
-    h_resp_free(&p);
-    assert_delivered(st, "order.confirmed", chk, 1);
+    char *chk = lc_paid_checkout(st, "4242424242424242");
+    lc_assert_delivered(st, "order.confirmed", chk, 1);
     char *evt = h_sql(st->db, "SELECT id FROM gateway.events WHERE type = 'order.confirmed'");
     ck_assert_ptr_nonnull(evt);
     char path[160];
@@ -395,13 +231,13 @@ START_TEST(event_redeliver_whose_commit_answer_is_lost_delivers_once_more_not_tw
     h_resp_free(&r);
     long rows =
         h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE event_id = '%s'", evt);
-    long audits = audits_of(st, "event.redeliver");
-    long dl = wait_deliveries(st, "order.confirmed", chk, 3, 3000);
+    long audits = lc_audits(st, "event.redeliver");
+    long dl = lc_wait_deliveries(st, "order.confirmed", chk, 3, 3000);
     ck_assert_msg(rows == 2 && audits == 1 && dl == 2,
                   "one redelivery asked: %ld outbox rows for the event (want 2), %ld "
                   "event.redeliver audit records (want 1), %ld deliveries (want 2)",
                   rows, audits, dl);
-    assert_delivered(st, "order.confirmed", chk, 2);
+    lc_assert_delivered(st, "order.confirmed", chk, 2);
     free(evt);
     free(chk);
     lc_stop(&t);
@@ -410,29 +246,15 @@ END_TEST
 
 /* -------------------------------------------------------- void and refund */
 
-static h_resp_t pay_op(h_stack_t *st, const char *pay, const char *what, const char *body,
-                       const char *key)
-{
-    char path[200];
-    snprintf(path, sizeof path, "/v1/payments/%s/%s", pay, what);
-    return sk_send(st, "POST", path, body, key);
-}
-
 /* A held authorization voided (with an Idempotency-Key) while the
  * transaction after `marker` loses its COMMIT answer. */
 static void void_with_lost_commit(const char *marker, const char *what)
 {
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
-    h_resp_t c = h_stack_pay(st, 0, "4242424242424242", "SKU-RED-MUG", 1,
-                             "{\"payment\":{\"capture\":false}}");
-    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
-    char *pay = strdup(h_json_str(c.json, "payment.id"));
-    char *chk = strdup(h_json_str(c.json, "id"));
-    h_resp_free(&c);
-    char *key = key_for(what);
+    lc_payment_t p = lc_payment_new(st, "{\"payment\":{\"capture\":false}}", NULL, what);
     pgproxy_arm(t.px, marker);
-    h_resp_t r = pay_op(st, pay, "void", NULL, key);
+    h_resp_t r = lc_pay_op(st, p.pay, "void", NULL, p.key);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(r.status == 200, "void after a lost %s commit: %ld %s", what, r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "status"), "voided");
@@ -441,25 +263,22 @@ static void void_with_lost_commit(const char *marker, const char *what)
     ck_assert_int_eq(h_sql_long(st->db,
                                 "SELECT count(*) FROM gateway.payment_operations WHERE "
                                 "payment_id = '%s' AND kind = 'void' AND state = 'succeeded'",
-                                pay),
+                                p.pay),
                      1);
-    ck_assert_int_eq(
-        h_sql_long(st->db,
-                   "SELECT count(*) FROM gateway.payment_operations WHERE payment_id = '%s'", pay),
-        1);
-    assert_sql_str(st->db, "voided", "SELECT status FROM gateway.payments WHERE id = '%s'", pay);
-    ck_assert_int_eq(events_of(st, "payment.voided"), 1);
-    ck_assert_int_eq(audits_of(st, "payment.void"), 1);
-    h_resp_t again = pay_op(st, pay, "void", NULL, key);
-    ck_assert_msg(again.status == 200, "replay: %ld %s", again.status, again.body);
-    ck_assert_str_eq(again.body, r.body);
-    h_resp_free(&again);
-    assert_delivered(st, "payment.voided", chk, 1);
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT count(*) FROM gateway.payment_operations WHERE "
+                                "payment_id = '%s'",
+                                p.pay),
+                     1);
+    lc_assert_sql_str(st->db, "voided", "SELECT status FROM gateway.payments WHERE id = '%s'",
+                      p.pay);
+    ck_assert_int_eq(lc_events(st, "payment.voided"), 1);
+    ck_assert_int_eq(lc_audits(st, "payment.void"), 1);
+    lc_assert_replay(lc_pay_op(st, p.pay, "void", NULL, p.key), &r);
+    lc_assert_delivered(st, "payment.voided", p.chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_resp_free(&r);
-    free(key);
-    free(chk);
-    free(pay);
+    lc_payment_free(&p);
     lc_stop(&t);
 }
 
@@ -481,15 +300,10 @@ static void refund_with_lost_commit(const char *marker, const char *what)
 {
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
-    h_resp_t c = h_stack_pay(st, 0, "4242424242424242", "SKU-RED-MUG", 1, NULL);
-    ck_assert_msg(c.status == 200, "%ld %s", c.status, c.body);
-    ck_assert_str_eq(h_json_str(c.json, "payment.status"), "captured");
-    char *pay = strdup(h_json_str(c.json, "payment.id"));
-    char *chk = strdup(h_json_str(c.json, "id"));
-    h_resp_free(&c);
-    char *key = key_for(what);
+    lc_payment_t p = lc_payment_new(st, NULL, "captured", what);
+    const char *amount = "{\"amount\":300}";
     pgproxy_arm(t.px, marker);
-    h_resp_t r = pay_op(st, pay, "refunds", "{\"amount\":300}", key);
+    h_resp_t r = lc_pay_op(st, p.pay, "refunds", amount, p.key);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(r.status == 200, "refund after a lost %s commit: %ld %s", what, r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "object"), "refund");
@@ -505,34 +319,23 @@ static void refund_with_lost_commit(const char *marker, const char *what)
     ck_assert_int_eq(h_sql_long(st->db,
                                 "SELECT count(*) FROM gateway.payment_operations WHERE "
                                 "payment_id = '%s' AND kind = 'refund'",
-                                pay),
+                                p.pay),
                      1);
-    assert_sql_str(st->db, "succeeded",
-                   "SELECT state FROM gateway.payment_operations WHERE id = '%s'", re);
+    lc_assert_sql_str(st->db, "succeeded",
+                      "SELECT state FROM gateway.payment_operations WHERE id = '%s'", re);
     ck_assert_int_eq(
-        h_sql_long(st->db, "SELECT refunded_amount FROM gateway.payments WHERE id = '%s'", pay),
+        h_sql_long(st->db, "SELECT refunded_amount FROM gateway.payments WHERE id = '%s'", p.pay),
         300);
-    ck_assert_int_eq(events_of(st, "payment.refunded"), 1);
-    ck_assert_int_eq(audits_of(st, "payment.refund"), 1);
+    ck_assert_int_eq(lc_events(st, "payment.refunded"), 1);
+    ck_assert_int_eq(lc_audits(st, "payment.refund"), 1);
     /* the stored answer is the one given */
-    char *stored = h_sql(st->db,
-                         "SELECT response_body FROM gateway.idempotency_keys WHERE key = '%s' "
-                         "AND state = 'done' AND response_status = 200",
-                         key);
-    ck_assert_ptr_nonnull(stored);
-    ck_assert_str_eq(stored, r.body);
-    free(stored);
-    h_resp_t again = pay_op(st, pay, "refunds", "{\"amount\":300}", key);
-    ck_assert_msg(again.status == 200, "replay: %ld %s", again.status, again.body);
-    ck_assert_str_eq(again.body, r.body);
-    h_resp_free(&again);
+    lc_assert_stored_answer(st, p.key, 200, r.body);
+    lc_assert_replay(lc_pay_op(st, p.pay, "refunds", amount, p.key), &r);
     ck_assert_int_eq(ledger_sum(st, "refunded"), 300);
-    assert_delivered(st, "payment.refunded", chk, 1);
+    lc_assert_delivered(st, "payment.refunded", p.chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_resp_free(&r);
-    free(key);
-    free(chk);
-    free(pay);
+    lc_payment_free(&p);
     lc_stop(&t);
 }
 
@@ -574,80 +377,92 @@ static h_resp_t review(h_stack_t *st, const char *chk, const char *decision, con
     char path[160], body[64];
     snprintf(path, sizeof path, "/v1/checkouts/%s/review", chk);
     snprintf(body, sizeof body, "{\"decision\":\"%s\"}", decision);
-    return sk_send(st, "POST", path, body, key);
+    return lc_sk_send(st, "POST", path, body, key);
 }
 
-START_TEST(review_approve_whose_op_finish_commit_answer_is_lost_confirms_one_order)
+/* What one review decision must leave behind. The payment's status names
+ * both the one charge's state in the ledger and its event
+ * (payment.<payment_status>). */
+typedef struct {
+    const char *marker;         /* the transaction whose COMMIT answer is lost */
+    const char *decision;       /* "approve" or "reject"; audited as review.<decision> */
+    const char *status;         /* the checkout's, in the answer */
+    const char *payment_status; /* "captured" or "voided" */
+    long orders;                /* 1: the answer's order.id is the checkout's order */
+    const char *event;          /* the checkout's own event besides the payment's */
+    const char *outbox;         /* the one inventory outbox row's kind */
+    const char *delivered[3];   /* events the receiver gets once each, NULL-ended */
+} review_case_t;
+
+/* A checkout held for review, decided (with an Idempotency-Key) while the
+ * transaction after c->marker loses its COMMIT answer. */
+static void review_with_lost_commit(const review_case_t *c)
 {
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
     char *chk = held_for_review(st);
-    char *key = key_for("approve");
-    pgproxy_arm(t.px, MARK_OP_FINISH);
-    h_resp_t r = review(st, chk, "approve", key);
+    char *key = lc_key(c->decision);
+    pgproxy_arm(t.px, c->marker);
+    h_resp_t r = review(st, chk, c->decision, key);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
-    ck_assert_msg(r.status == 200, "approve after a lost commit: %ld %s", r.status, r.body);
-    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
-    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "captured");
-    const char *ord = h_json_str(r.json, "order.id");
-    ck_assert_ptr_nonnull(ord);
-    assert_sql_str(st->db, ord, "SELECT id FROM gateway.orders WHERE checkout_id = '%s'", chk);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.orders"), 1);
+    ck_assert_msg(r.status == 200, "%s after a lost commit: %ld %s", c->decision, r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), c->status);
+    ck_assert_str_eq(h_json_str(r.json, "payment.status"), c->payment_status);
+    if (c->orders) {
+        const char *ord = h_json_str(r.json, "order.id");
+        ck_assert_ptr_nonnull(ord);
+        lc_assert_sql_str(st->db, ord, "SELECT id FROM gateway.orders WHERE checkout_id = '%s'",
+                          chk);
+    }
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.orders"), c->orders);
     ck_assert_int_eq(h_stack_charges(st, NULL), 1);
-    ck_assert_int_eq(h_stack_charges(st, "captured"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.payment_operations"), 1);
-    ck_assert_int_eq(events_of(st, "order.confirmed"), 1);
-    ck_assert_int_eq(events_of(st, "payment.captured"), 1);
-    ck_assert_int_eq(audits_of(st, "review.approve"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.outbox WHERE kind = "
-                                   "'inventory_commit'"),
-                     1);
-    h_resp_t again = review(st, chk, "approve", key);
-    ck_assert_int_eq(again.status, 200);
-    ck_assert_str_eq(again.body, r.body);
-    h_resp_free(&again);
-    assert_delivered(st, "order.confirmed", chk, 1);
-    assert_delivered(st, "payment.captured", chk, 1);
+    ck_assert_int_eq(h_stack_charges(st, c->payment_status), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.payment_operations"), 1);
+    char name[64];
+    ck_assert_int_eq(lc_events(st, c->event), 1);
+    snprintf(name, sizeof name, "payment.%s", c->payment_status);
+    ck_assert_int_eq(lc_events(st, name), 1);
+    snprintf(name, sizeof name, "review.%s", c->decision);
+    ck_assert_int_eq(lc_audits(st, name), 1);
+    ck_assert_int_eq(
+        h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE kind = '%s'", c->outbox), 1);
+    lc_assert_replay(review(st, chk, c->decision, key), &r);
+    for (const char *const *e = c->delivered; *e; e++)
+        lc_assert_delivered(st, *e, chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_resp_free(&r);
     free(key);
     free(chk);
     lc_stop(&t);
+}
+
+START_TEST(review_approve_whose_op_finish_commit_answer_is_lost_confirms_one_order)
+{
+    review_with_lost_commit(&(review_case_t){
+        .marker = MARK_OP_FINISH,
+        .decision = "approve",
+        .status = "succeeded",
+        .payment_status = "captured",
+        .orders = 1,
+        .event = "order.confirmed",
+        .outbox = "inventory_commit",
+        .delivered = {"order.confirmed", "payment.captured", NULL},
+    });
 }
 END_TEST
 
 START_TEST(review_reject_whose_op_begin_commit_answer_is_lost_voids_once)
 {
-    lc_t t = lc_start(NULL);
-    h_stack_t *st = t.st;
-    char *chk = held_for_review(st);
-    char *key = key_for("reject");
-    pgproxy_arm(t.px, MARK_OP_BEGIN);
-    h_resp_t r = review(st, chk, "reject", key);
-    ck_assert_int_eq(pgproxy_fired(t.px), 1);
-    ck_assert_msg(r.status == 200, "reject after a lost commit: %ld %s", r.status, r.body);
-    ck_assert_str_eq(h_json_str(r.json, "status"), "declined");
-    ck_assert_str_eq(h_json_str(r.json, "payment.status"), "voided");
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.orders"), 0);
-    ck_assert_int_eq(h_stack_charges(st, NULL), 1);
-    ck_assert_int_eq(h_stack_charges(st, "voided"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.payment_operations"), 1);
-    ck_assert_int_eq(events_of(st, "checkout.declined"), 1);
-    ck_assert_int_eq(events_of(st, "payment.voided"), 1);
-    ck_assert_int_eq(audits_of(st, "review.reject"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.outbox WHERE kind = "
-                                   "'inventory_release'"),
-                     1);
-    h_resp_t again = review(st, chk, "reject", key);
-    ck_assert_int_eq(again.status, 200);
-    ck_assert_str_eq(again.body, r.body);
-    h_resp_free(&again);
-    assert_delivered(st, "checkout.declined", chk, 1);
-    ck_assert_int_eq(pgproxy_fired(t.px), 1);
-    h_resp_free(&r);
-    free(key);
-    free(chk);
-    lc_stop(&t);
+    review_with_lost_commit(&(review_case_t){
+        .marker = MARK_OP_BEGIN,
+        .decision = "reject",
+        .status = "declined",
+        .payment_status = "voided",
+        .orders = 0,
+        .event = "checkout.declined",
+        .outbox = "inventory_release",
+        .delivered = {"checkout.declined", NULL},
+    });
 }
 END_TEST
 
@@ -661,37 +476,26 @@ START_TEST(fraud_decline_whose_commit_answer_is_lost_answers_402_once)
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
     put_rules(st);
-    char *tok = h_stack_token(st, "4242424242424242");
-    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1,
-                                       "{\"customer\":{\"email\":\"someone@deny.example\"}}");
-    char *key = key_for("decline");
+    lc_checkout_t co =
+        lc_checkout_new(st, "{\"customer\":{\"email\":\"someone@deny.example\"}}", "decline");
     pgproxy_arm(t.px, MARK_CHECKOUT_FINISH);
-    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    h_resp_t r = lc_checkout_send(st, &co);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_assert_error(&r, 402, ERR_FRAUD_DECLINED);
     const char *chk = h_json_str(r.json, "id");
     ck_assert_ptr_nonnull(chk);
-    assert_sql_str(st->db, "declined", "SELECT status FROM gateway.checkouts WHERE id = '%s'", chk);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.checkouts"), 1);
-    ck_assert_int_eq(events_of(st, "checkout.declined"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.events"), 1);
+    lc_assert_sql_str(st->db, "declined", "SELECT status FROM gateway.checkouts WHERE id = '%s'",
+                      chk);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.checkouts"), 1);
+    ck_assert_int_eq(lc_events(st, "checkout.declined"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.events"), 1);
     ck_assert_int_eq(h_stack_charges(st, NULL), 0);
-    char *stored = h_sql(st->db,
-                         "SELECT response_body FROM gateway.idempotency_keys WHERE key = '%s' "
-                         "AND state = 'done' AND response_status = 402",
-                         key);
-    ck_assert_ptr_nonnull(stored);
-    free(stored);
-    h_resp_t again = h_stack_checkout(st, 0, key, body);
-    ck_assert_int_eq(again.status, 402);
-    ck_assert_str_eq(again.body, r.body);
-    h_resp_free(&again);
-    assert_delivered(st, "checkout.declined", chk, 1);
+    lc_assert_stored_answer(st, co.key, 402, NULL);
+    lc_assert_replay(lc_checkout_send(st, &co), &r);
+    lc_assert_delivered(st, "checkout.declined", chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_resp_free(&r);
-    free(key);
-    free(body);
-    free(tok);
+    lc_checkout_free(&co);
     lc_stop(&t);
 }
 END_TEST
@@ -705,14 +509,14 @@ static bool checkout_settled(void *cls)
 
 typedef struct {
     h_stack_t *st;
-    const char *key, *body;
+    const lc_checkout_t *req;
     h_resp_t r;
 } co_thread_t;
 
 static void *checkout_thread(void *arg)
 {
     co_thread_t *c = arg;
-    c->r = h_stack_checkout(c->st, 0, c->key, c->body);
+    c->r = lc_checkout_send(c->st, c->req);
     return NULL;
 }
 
@@ -724,12 +528,10 @@ START_TEST(recovery_finish_whose_commit_answer_is_lost_confirms_one_order)
 {
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
-    char *tok = h_stack_token(st, "4242424242424242");
-    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
-    char *key = key_for("recovery");
+    lc_checkout_t req = lc_checkout_new(st, NULL, "recovery");
     h_sandbox_faults(st->stripe,
                      "{\"mode\":\"timeout\",\"after_processing\":true,\"hold_ms\":2500}");
-    co_thread_t co = {.st = st, .key = key, .body = body};
+    co_thread_t co = {.st = st, .req = &req};
     pthread_t th;
     ck_assert_int_eq(pthread_create(&th, NULL, checkout_thread, &co), 0);
     usleep(1000 * 1000); /* the authorization is in, its answer held */
@@ -747,26 +549,24 @@ START_TEST(recovery_finish_whose_commit_answer_is_lost_confirms_one_order)
     for (int i = 0; i < 100 && pgproxy_fired(t.px) == 0; i++)
         usleep(50 * 1000);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
-    assert_sql_str(st->db, "succeeded", "SELECT status FROM gateway.checkouts WHERE id = '%s'",
-                   chk);
+    lc_assert_sql_str(st->db, "succeeded", "SELECT status FROM gateway.checkouts WHERE id = '%s'",
+                      chk);
     ck_assert_int_eq(h_stack_charges(st, NULL), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.orders"), 1);
-    ck_assert_int_eq(events_of(st, "order.confirmed"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.events"), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.outbox WHERE kind = "
-                                   "'inventory_commit'"),
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.orders"), 1);
+    ck_assert_int_eq(lc_events(st, "order.confirmed"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.events"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.outbox WHERE kind = "
+                                  "'inventory_commit'"),
                      1);
     /* the key's answer is the final one */
-    h_resp_t again = h_stack_checkout(st, 0, key, body);
+    h_resp_t again = lc_checkout_send(st, &req);
     ck_assert_msg(again.status == 200, "replay: %ld %s", again.status, again.body);
     ck_assert_str_eq(h_json_str(again.json, "status"), "succeeded");
     h_resp_free(&again);
-    assert_delivered(st, "order.confirmed", chk, 1);
+    lc_assert_delivered(st, "order.confirmed", chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     free(chk);
-    free(key);
-    free(body);
-    free(tok);
+    lc_checkout_free(&req);
     lc_stop(&t);
 }
 END_TEST
@@ -779,11 +579,9 @@ START_TEST(failover_transition_whose_commit_answer_is_lost_still_pays_with_the_s
     lc_t t = lc_start(NULL);
     h_stack_t *st = t.st;
     h_sandbox_faults(st->stripe, "{\"mode\":\"down\"}");
-    char *tok = h_stack_token(st, "4242424242424242");
-    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
-    char *key = key_for("transition");
+    lc_checkout_t co = lc_checkout_new(st, NULL, "transition");
     pgproxy_arm(t.px, MARK_TRANSITION);
-    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    h_resp_t r = lc_checkout_send(st, &co);
     h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     char *attempts = h_sql(st->db, "SELECT string_agg(seq || ':' || provider || ':' || state, "
@@ -808,13 +606,11 @@ START_TEST(failover_transition_whose_commit_answer_is_lost_still_pays_with_the_s
     ck_assert_str_eq(h_json_str(r.json, "payment.provider"), "adyen");
     const char *chk = h_json_str(r.json, "id");
     ck_assert_int_eq(h_stack_charges(st, NULL), 1);
-    ck_assert_int_eq(events_of(st, "order.confirmed"), 1);
-    assert_delivered(st, "order.confirmed", chk, 1);
+    ck_assert_int_eq(lc_events(st, "order.confirmed"), 1);
+    lc_assert_delivered(st, "order.confirmed", chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     h_resp_free(&r);
-    free(key);
-    free(body);
-    free(tok);
+    lc_checkout_free(&co);
     lc_stop(&t);
 }
 END_TEST
@@ -839,18 +635,15 @@ START_TEST(outbox_results_whose_commit_answer_is_lost_deliver_once)
     h_stack_t *st = t.st;
     long committed = h_stack_stock(st, "SKU-RED-MUG", "committed");
     pgproxy_arm(t.px, MARK_OUTBOX_RESULTS);
-    h_resp_t p = h_stack_pay(st, 0, "4242424242424242", "SKU-RED-MUG", 1, NULL);
-    ck_assert_msg(p.status == 200, "%ld %s", p.status, p.body);
-    char *chk = strdup(h_json_str(p.json, "id"));
-    h_resp_free(&p);
-    assert_delivered(st, "order.confirmed", chk, 1);
+    char *chk = lc_paid_checkout(st, "4242424242424242");
+    lc_assert_delivered(st, "order.confirmed", chk, 1);
     ck_assert_int_eq(pgproxy_fired(t.px), 1);
     ck_assert_msg(h_wait_until(outbox_settled, &t, 20000), "outbox rows not all delivered");
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM gateway.outbox"), 2);
-    ck_assert_int_eq(count_sql(st, "SELECT COALESCE(max(attempts), 0) FROM gateway.outbox"), 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM gateway.outbox"), 2);
+    ck_assert_int_eq(lc_count(st, "SELECT COALESCE(max(attempts), 0) FROM gateway.outbox"), 1);
     ck_assert_int_eq(h_stack_stock(st, "SKU-RED-MUG", "committed") - committed, 1);
     usleep(700 * 1000);
-    assert_delivered(st, "order.confirmed", chk, 1);
+    lc_assert_delivered(st, "order.confirmed", chk, 1);
     free(chk);
     lc_stop(&t);
 }
@@ -868,7 +661,7 @@ static ctl_t ctl_start(void)
 {
     ctl_t c;
     c.db = h_db_create();
-    c.px = proxy_start();
+    c.px = lc_proxy_start();
     c.ci = pgproxy_conninfo(c.px, c.db, "gateway");
     return c;
 }
@@ -881,17 +674,26 @@ static void ctl_stop(ctl_t *c)
     free(c->ci);
 }
 
+/* Runs gatewayctl while the transaction after `marker` loses its COMMIT
+ * answer, and asserts that it did; returns the exit code, stdout in *out. */
+static int ctl_run_lost(ctl_t *c, const char *marker, const char *const args[], char **out)
+{
+    pgproxy_arm(c->px, marker);
+    *out = NULL;
+    int rc = h_gatewayctl(c->db, out, args);
+    ck_assert_int_eq(pgproxy_fired(c->px), 1);
+    return rc;
+}
+
 /* The re-run inserts the same merchant id again: a unique violation, so
  * the command fails although the merchant and its keys exist (and the keys
  * were never shown). */
 START_TEST(gatewayctl_merchant_create_whose_commit_answer_is_lost_succeeds_once)
 {
     ctl_t c = ctl_start();
-    pgproxy_arm(c.px, MARK_MERCHANT_INSERT);
-    char *out = NULL;
+    char *out;
     const char *args[] = {"merchant", "create", "Lost Shop", "--json", "--db", c.ci, NULL};
-    int rc = h_gatewayctl(c.db, &out, args);
-    ck_assert_int_eq(pgproxy_fired(c.px), 1);
+    int rc = ctl_run_lost(&c, MARK_MERCHANT_INSERT, args, &out);
     long merchants =
         h_sql_long(c.db, "SELECT count(*) FROM gateway.merchants WHERE name = 'Lost Shop'");
     long keys = h_sql_long(c.db, "SELECT count(*) FROM gateway.api_keys k JOIN gateway.merchants "
@@ -919,12 +721,10 @@ START_TEST(gatewayctl_key_rotate_whose_commit_answer_is_lost_adds_one_key)
 {
     ctl_t c = ctl_start();
     h_merchant_t m = h_merchant_create(c.db, "Rotating Shop");
-    pgproxy_arm(c.px, MARK_APIKEY_INSERT);
-    char *out = NULL;
+    char *out;
     const char *args[] = {"key", "rotate", m.id,   "sk", "--grace",
                           "0",   "--json", "--db", c.ci, NULL};
-    int rc = h_gatewayctl(c.db, &out, args);
-    ck_assert_int_eq(pgproxy_fired(c.px), 1);
+    int rc = ctl_run_lost(&c, MARK_APIKEY_INSERT, args, &out);
     ck_assert_msg(rc == 0, "gatewayctl key rotate exited %d: %s", rc, out ? out : "");
     long sk = h_sql_long(c.db,
                          "SELECT count(*) FROM gateway.api_keys WHERE merchant_id = '%s' AND "
@@ -937,10 +737,10 @@ START_TEST(gatewayctl_key_rotate_whose_commit_answer_is_lost_adds_one_key)
                   sk, audits);
     json_t *j = json_loads(out, 0, NULL);
     ck_assert_ptr_nonnull(j);
-    assert_sql_str(c.db, "1",
-                   "SELECT count(*) FROM gateway.api_keys WHERE id = '%s' AND revoked_at IS "
-                   "NULL",
-                   h_json_str(j, "id"));
+    lc_assert_sql_str(c.db, "1",
+                      "SELECT count(*) FROM gateway.api_keys WHERE id = '%s' AND revoked_at IS "
+                      "NULL",
+                      h_json_str(j, "id"));
     json_decref(j);
     free(out);
     ctl_stop(&c);
@@ -955,11 +755,9 @@ START_TEST(gatewayctl_key_revoke_whose_commit_answer_is_lost_succeeds_once)
     char *kid = h_sql(
         c.db, "SELECT id FROM gateway.api_keys WHERE merchant_id = '%s' AND role = 'ak'", m.id);
     ck_assert_ptr_nonnull(kid);
-    pgproxy_arm(c.px, MARK_APIKEY_REVOKE);
-    char *out = NULL;
+    char *out;
     const char *args[] = {"key", "revoke", kid, "--db", c.ci, NULL};
-    int rc = h_gatewayctl(c.db, &out, args);
-    ck_assert_int_eq(pgproxy_fired(c.px), 1);
+    int rc = ctl_run_lost(&c, MARK_APIKEY_REVOKE, args, &out);
     ck_assert_msg(rc == 0, "gatewayctl key revoke after a lost COMMIT exited %d: %s", rc,
                   out ? out : "");
     ck_assert_int_eq(h_sql_long(c.db,
@@ -983,16 +781,16 @@ START_TEST(vault_tokenize_whose_commit_answer_is_lost_stores_one_card)
 {
     lc_t t = lc_start_with(NULL, true);
     h_stack_t *st = t.st;
-    long before = count_sql(st, "SELECT count(*) FROM vault.cards");
+    long before = lc_count(st, "SELECT count(*) FROM vault.cards");
     pgproxy_arm(t.vpx, MARK_VAULT_CARD_INSERT);
     char *tok = h_stack_token(st, "4242424242424242");
     ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
-    ck_assert_int_eq(count_sql(st, "SELECT count(*) FROM vault.cards") - before, 1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.cards") - before, 1);
     ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM vault.cards WHERE token = '%s'", tok),
                      1);
     /* the card opens and its CVC is there: it pays */
     char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
-    char *key = key_for("tokenize");
+    char *key = lc_key("tokenize");
     h_resp_t r = h_stack_checkout(st, 0, key, body);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
@@ -1013,17 +811,12 @@ START_TEST(vault_detokenize_whose_commit_answer_is_lost_audits_one_access)
     h_stack_t *st = t.st;
     /* a first payment: the provider credentials and the webhook secret are
      * unsealed (and audited) before the arming, not after */
-    h_resp_t w = h_stack_pay(st, 0, "5555555555554444", "SKU-RED-MUG", 1, NULL);
-    ck_assert_msg(w.status == 200, "%ld %s", w.status, w.body);
-    char *wchk = strdup(h_json_str(w.json, "id"));
-    h_resp_free(&w);
-    assert_delivered(st, "order.confirmed", wchk, 1);
+    char *wchk = lc_paid_checkout(st, "5555555555554444");
+    lc_assert_delivered(st, "order.confirmed", wchk, 1);
     free(wchk);
-    char *tok = h_stack_token(st, "4242424242424242");
-    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
-    char *key = key_for("detokenize");
+    lc_checkout_t co = lc_checkout_new(st, NULL, "detokenize");
     pgproxy_arm(t.vpx, MARK_AUDIT_INSERT);
-    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    h_resp_t r = lc_checkout_send(st, &co);
     ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
     ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
     ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
@@ -1032,12 +825,10 @@ START_TEST(vault_detokenize_whose_commit_answer_is_lost_audits_one_access)
     long audits = h_sql_long(st->db,
                              "SELECT count(*) FROM audit.events WHERE action = "
                              "'card.detokenize' AND object = '%s'",
-                             tok);
-    ck_assert_msg(audits == 1, "one detokenize of %s, %ld card.detokenize audit records", tok,
+                             co.tok);
+    ck_assert_msg(audits == 1, "one detokenize of %s, %ld card.detokenize audit records", co.tok,
                   audits);
-    free(key);
-    free(body);
-    free(tok);
+    lc_checkout_free(&co);
     lc_stop(&t);
 }
 END_TEST
@@ -1053,12 +844,12 @@ START_TEST(vault_rotate_whose_commit_answer_is_lost_reports_the_rotation)
     char *out = NULL;
     int rc = h_vaultctl(st->vault, &out, (const char *const[]){"rotate", NULL});
     ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
-    long versions = count_sql(st, "SELECT count(*) FROM vault.data_keys");
+    long versions = lc_count(st, "SELECT count(*) FROM vault.data_keys");
     ck_assert_msg(rc == 0, "vaultctl rotate after a lost COMMIT exited %d: %s (data keys: %ld)", rc,
                   out ? out : "", versions);
     free(out);
     ck_assert_int_eq(versions, 2);
-    ck_assert_int_eq(audits_of(st, "key.rotate"), 1);
+    ck_assert_int_eq(lc_audits(st, "key.rotate"), 1);
     out = NULL;
     ck_assert_int_eq(h_vaultctl(st->vault, &out, (const char *const[]){"status", NULL}), 0);
     json_t *j = json_loads(out, 0, NULL);
