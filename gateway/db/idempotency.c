@@ -4,18 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Claimed: a new row, or a row naming this request's own resource (an id
- * made for this request alone). The latter is our earlier run of this
- * statement, retried by db_txn_run after its COMMIT went through but the
- * answer was lost; calling it a conflict would answer 409 to the request
- * that holds the key. A row another request inserts concurrently is not in
- * this statement's snapshot, and names another resource anyway. */
-DB_STMT(idem_claim, "WITH ins AS (INSERT INTO gateway.idempotency_keys "
+DB_STMT(idem_claim, "INSERT INTO gateway.idempotency_keys "
                     "(merchant_id, key, request_hash, state, resource_id) "
-                    "VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING RETURNING 1) "
-                    "SELECT EXISTS (SELECT 1 FROM ins) OR EXISTS (SELECT 1 FROM "
-                    "gateway.idempotency_keys k WHERE k.merchant_id = $1 AND k.key = $2 "
-                    "AND k.resource_id = $4 AND k.request_hash = $3)");
+                    "VALUES ($1, $2, $3, 'running', $4) ON CONFLICT DO NOTHING");
 
 db_status_t db_idem_claim(db_conn_t *c, const char *merchant_id, const gw_idem_t *k,
                           const char *resource_id)
@@ -28,7 +19,7 @@ db_status_t db_idem_claim(db_conn_t *c, const char *merchant_id, const gw_idem_t
     db_param_text(&p, resource_id);
     PGresult *r;
     db_status_t s = db_exec(c, &idem_claim, &p, &r);
-    if (s == DB_OK && strcmp(PQgetvalue(r, 0, 0), "t") != 0)
+    if (s == DB_OK && atoi(PQcmdTuples(r)) != 1)
         s = DB_CONFLICT;
     PQclear(r);
     return s;
