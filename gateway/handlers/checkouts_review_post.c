@@ -43,6 +43,19 @@ static bool decided(gw_request_t *rq, const gw_idem_t *k, const gw_review_state_
     return true;
 }
 
+typedef struct {
+    const char *merchant_id, *checkout_id, *reservation_id;
+} rehold_t;
+
+/* Through db_txn_run: a lost connection is retried, a lost COMMIT answer
+ * settled, so the approval does not answer 503 for a hold it recorded. */
+static db_status_t rehold_txn(db_conn_t *c, void *cls)
+{
+    const rehold_t *t = cls;
+    return db_checkout_rehold(c, t->merchant_id, t->checkout_id, t->reservation_id,
+                              (int)gw_cfg.reservation_ttl_s);
+}
+
 /* An approval can come a day after the checkout, when the inventory hold it
  * took has ended and the stock may be sold to someone else: the hold is taken
  * again under a new reservation before anything is captured. An approval that
@@ -91,11 +104,9 @@ static bool renew_hold(gw_request_t *rq, const gw_idem_t *k, enum MHD_Result *r)
                                 "The inventory service is unavailable; nothing was captured.");
         return false;
     }
-    c = db_pool_acquire(gw.db);
-    s = c ? db_checkout_rehold(c, rq->auth.merchant_id, rq->params[0], rid,
-                               (int)gw_cfg.reservation_ttl_s)
-          : DB_UNAVAILABLE;
-    db_pool_release(c);
+    rehold_t t = {
+        .merchant_id = rq->auth.merchant_id, .checkout_id = rq->params[0], .reservation_id = rid};
+    s = db_txn_run(gw.db, DB_READ_COMMITTED, "checkout_rehold", rehold_txn, &t);
     if (s != DB_OK) {
         *r = gw_reply_db(rq, s);
         return false;
