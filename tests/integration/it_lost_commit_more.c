@@ -46,6 +46,8 @@
 #define MARK_VAULT_CARD_INSERT "INSERT INTO vault.cards (token"
 #define MARK_AUDIT_INSERT      "INSERT INTO audit.events (actor"
 #define MARK_VAULT_KEY_INSERT  "INSERT INTO vault.data_keys (version"
+#define MARK_VAULT_REWRAP      "UPDATE vault.cards SET key_version"
+#define MARK_VAULT_RETIRE      "UPDATE vault.keyring SET min_decrypt_version"
 
 /* Sum of a ledger field ("refunded", "captured") over both provider
  * sandboxes. */
@@ -860,6 +862,132 @@ START_TEST(vault_rotate_whose_commit_answer_is_lost_reports_the_rotation)
 }
 END_TEST
 
+/* Cards sealed under data key version 1, then a rotation to version 2
+ * (vaultctl rotate, nothing lost); returns the tokens (malloc'd). */
+static void vault_cards_then_rotate(h_stack_t *st, char *toks[], size_t n)
+{
+    const char *pans[] = {"4242424242424242", "5555555555554444"};
+    for (size_t i = 0; i < n; i++)
+        toks[i] = h_stack_token(st, pans[i % 2]);
+    char *out = NULL;
+    int rc = h_vaultctl(st->vault, &out, (const char *const[]){"rotate", NULL});
+    ck_assert_msg(rc == 0, "vaultctl rotate exited %d: %s", rc, out ? out : "");
+    free(out);
+    ck_assert_int_eq(lc_count(st, "SELECT current_version FROM vault.keyring"), 2);
+}
+
+/* A checkout paid with tok: the card opens under the key it is sealed with
+ * now, and its CVC is there. */
+static void vault_token_pays(h_stack_t *st, const char *tok, const char *what)
+{
+    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, NULL);
+    char *key = lc_key(what);
+    h_resp_t r = h_stack_checkout(st, 0, key, body);
+    ck_assert_msg(r.status == 200, "checkout with %s after %s: %ld %s", tok, what, r.status,
+                  r.body);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    h_resp_free(&r);
+    free(key);
+    free(body);
+}
+
+/* A rewrap batch moves its records and audits them in one transaction; its
+ * COMMIT answer lost, it is settled as committed: the batch's count stands
+ * and is reported, every record is under the new key, one audit record. */
+START_TEST(vault_rewrap_whose_commit_answer_is_lost_moves_every_card_once)
+{
+    lc_t t = lc_start_with(NULL, true);
+    h_stack_t *st = t.st;
+    char *toks[3];
+    vault_cards_then_rotate(st, toks, 3);
+    long cards = lc_count(st, "SELECT count(*) FROM vault.cards");
+    long old = lc_count(st, "SELECT count(*) FROM vault.cards WHERE key_version = 1");
+    ck_assert_int_ge(old, 3);
+    pgproxy_arm(t.vpx, MARK_VAULT_REWRAP);
+    char *out = NULL;
+    int rc = h_vaultctl(st->vault, &out, (const char *const[]){"rewrap", NULL});
+    ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
+    long left = lc_count(st, "SELECT count(*) FROM vault.cards WHERE key_version = 1");
+    long audits = lc_audits(st, "key.rewrap");
+    ck_assert_msg(rc == 0,
+                  "vaultctl rewrap after a lost COMMIT exited %d: %s (cards under version 1: "
+                  "%ld of %ld before; key.rewrap audit records: %ld)",
+                  rc, out ? out : "", left, old, audits);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_msg(j != NULL, "vaultctl rewrap printed %s", out);
+    ck_assert_int_eq(h_json_int(j, "rewrapped"), old);
+    ck_assert_int_eq(h_json_int(j, "remaining"), 0);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(left, 0);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.cards WHERE key_version = 2"), cards);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.cards"), cards);
+    ck_assert_msg(audits == 1, "one rewrap batch, %ld key.rewrap audit records", audits);
+    ck_assert_int_eq(h_sql_long(st->db, "SELECT COALESCE(sum((detail->>'records')::int), 0) FROM "
+                                        "audit.events WHERE action = 'key.rewrap'"),
+                     old);
+    /* the moved cards open under version 2 */
+    vault_token_pays(st, toks[0], "rewrap");
+    ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
+    for (size_t i = 0; i < 3; i++)
+        free(toks[i]);
+    lc_stop(&t);
+}
+END_TEST
+
+/* Retiring version 1 (retire 2: version 2 becomes the minimum decryption
+ * version) after a full rewrap; the retire transaction's COMMIT answer is
+ * lost and settled as committed. */
+START_TEST(vault_retire_whose_commit_answer_is_lost_retires_the_old_key_once)
+{
+    lc_t t = lc_start_with(NULL, true);
+    h_stack_t *st = t.st;
+    char *toks[2];
+    vault_cards_then_rotate(st, toks, 2);
+    char *out = NULL;
+    int rc = h_vaultctl(st->vault, &out, (const char *const[]){"rewrap", NULL});
+    ck_assert_msg(rc == 0, "vaultctl rewrap exited %d: %s", rc, out ? out : "");
+    free(out);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.cards WHERE key_version = 1"), 0);
+    pgproxy_arm(t.vpx, MARK_VAULT_RETIRE);
+    out = NULL;
+    rc = h_vaultctl(st->vault, &out, (const char *const[]){"retire", "2", NULL});
+    ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
+    long min = lc_count(st, "SELECT min_decrypt_version FROM vault.keyring");
+    long audits = lc_audits(st, "key.retire");
+    ck_assert_msg(rc == 0,
+                  "vaultctl retire 2 after a lost COMMIT exited %d: %s (min_decrypt_version: "
+                  "%ld; key.retire audit records: %ld)",
+                  rc, out ? out : "", min, audits);
+    json_t *j = json_loads(out, 0, NULL);
+    ck_assert_msg(j != NULL, "vaultctl retire printed %s", out);
+    ck_assert_int_eq(h_json_int(j, "min_decrypt_version"), 2);
+    json_decref(j);
+    free(out);
+    ck_assert_int_eq(min, 2);
+    /* version 1 destroyed, version 2 kept */
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.data_keys WHERE version = 1 AND "
+                                  "retired_at IS NOT NULL AND wrapped IS NULL"),
+                     1);
+    ck_assert_int_eq(lc_count(st, "SELECT count(*) FROM vault.data_keys WHERE version = 2 AND "
+                                  "retired_at IS NULL AND wrapped IS NOT NULL"),
+                     1);
+    ck_assert_msg(audits == 1, "one retirement, %ld key.retire audit records", audits);
+    out = NULL;
+    ck_assert_int_eq(h_vaultctl(st->vault, &out, (const char *const[]){"status", NULL}), 0);
+    j = json_loads(out, 0, NULL);
+    ck_assert_int_eq(h_json_int(j, "min_decrypt_version"), 2);
+    json_decref(j);
+    free(out);
+    /* the cards, under version 2, still open */
+    vault_token_pays(st, toks[0], "retire");
+    ck_assert_int_eq(pgproxy_fired(t.vpx), 1);
+    for (size_t i = 0; i < 2; i++)
+        free(toks[i]);
+    lc_stop(&t);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_lost_commit_more");
@@ -889,6 +1017,8 @@ int main(void)
     tcase_add_test(tc, vault_tokenize_whose_commit_answer_is_lost_stores_one_card);
     tcase_add_test(tc, vault_detokenize_whose_commit_answer_is_lost_audits_one_access);
     tcase_add_test(tc, vault_rotate_whose_commit_answer_is_lost_reports_the_rotation);
+    tcase_add_test(tc, vault_rewrap_whose_commit_answer_is_lost_moves_every_card_once);
+    tcase_add_test(tc, vault_retire_whose_commit_answer_is_lost_retires_the_old_key_once);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
