@@ -61,14 +61,18 @@ cost_wal_report() {
 # cost_waits_sample BASE SECRETS OUT: samples what the gateway's busy
 # PostgreSQL backends are doing (running, or the wait event they sleep on)
 # twice a second until killed; one line per backend per sample. Run it
-# in the background around a load. psql's own cost is a few ms per sample.
+# in the background around a load. One psql session repeats the query
+# (\watch): a psql started per sample (Debian's Perl wrapper, a SCRAM
+# login, a new backend) cost about 3% of the machine, taken from the load
+# it measures. exec, so that killing this job stops psql itself.
 cost_waits_sample() {
-  while :; do
-    pc_psql_admin "$1" "$2" postgres -Atc "SELECT CASE WHEN wait_event IS NULL THEN 'running'
-        ELSE wait_event_type || ':' || wait_event END FROM pg_stat_activity
-        WHERE usename = 'portcullis_gateway' AND state = 'active'" 2>/dev/null || true
-    sleep 0.5
-  done >> "$3"
+  PGPASSWORD=$(cat "$2/db_admin") exec psql -X -q -At -h "$1/sock" -U portcullis_admin \
+    -d postgres >> "$3" 2>/dev/null <<'SQL'
+SELECT CASE WHEN wait_event IS NULL THEN 'running'
+  ELSE wait_event_type || ':' || wait_event END FROM pg_stat_activity
+  WHERE usename = 'portcullis_gateway' AND state = 'active'
+\watch 0.5
+SQL
 }
 
 # cost_waits_report FILE: the share of busy-backend samples per state,
