@@ -17,5 +17,8 @@ typedef struct {
 
 /* Appends one record inside the caller's transaction (or alone). */
 db_status_t audit_append(db_conn_t *c, const audit_event_t *ev) PC_WUR PC_NONNULL;
+/* Appends n records, in order, with one statement. */
+db_status_t audit_append_many(db_conn_t *c, const audit_event_t *const *evs,
+                              int n) PC_WUR PC_NONNULL;
 
 #endif

@@ -71,9 +71,7 @@ static db_status_t audit_now(const char *action, const char *merchant, const cha
                         .merchant_id = merchant,
                         .object = object,
                         .detail = detail};
-    db_conn_t *dc = db_pool_acquire(vd_db);
-    db_status_t s = dc ? audit_append(dc, &ev) : DB_UNAVAILABLE;
-    db_pool_release(dc);
+    db_status_t s = vd_audit(vd_db, &ev);
     json_decref(detail);
     return s;
 }
@@ -153,7 +151,8 @@ typedef struct {
     kr_result_t kr;
 } detok_t;
 
-static db_status_t detok_txn(db_conn_t *dc, void *cls)
+/* The read: autocommit, so re-run harmlessly after a lost connection. */
+static db_status_t detok_read(db_conn_t *dc, void *cls)
 {
     detok_t *d = cls;
     d->found = false;
@@ -174,6 +173,17 @@ static db_status_t detok_txn(db_conn_t *dc, void *cls)
         if (d->kr != KR_RETIRED)
             break;
     }
+    return DB_OK;
+}
+
+/* Read, then audit: nothing leaves before the record of it is committed
+ * (with concurrent detokenizations' records, see batch.c). Whatever the
+ * outcome, the attempt is recorded. */
+static db_status_t detok_run(detok_t *d)
+{
+    db_status_t s = db_txn_run(vd_db, DB_AUTOCOMMIT, "vault_card_read", detok_read, d);
+    if (s != DB_OK)
+        return s;
     const char *outcome = !d->found ? "not_found" : d->kr == KR_OK ? "ok" : "error";
     audit_event_t ev = {.actor = "vaultd",
                         .action = "card.detokenize",
@@ -182,7 +192,7 @@ static db_status_t detok_txn(db_conn_t *dc, void *cls)
                         .detail = json_pack("{s:s, s:s, s:s, s:i}", "purpose", d->purpose, "peer",
                                             d->peer, "outcome", outcome, "key_version",
                                             d->found ? d->row.version : 0)};
-    db_status_t s = audit_append(dc, &ev);
+    s = ev.detail ? vd_audit(vd_db, &ev) : DB_ERROR;
     json_decref(ev.detail);
     return s;
 }
@@ -199,7 +209,7 @@ static uint8_t op_detokenize(vd_conn_t *c, const proto_msg_t *m, proto_writer_t 
     }
     detok_t d = {
         .s = c->scratch, .token = token, .merchant = merchant, .purpose = purpose, .peer = c->peer};
-    db_status_t st = db_txn_run(vd_db, DB_READ_COMMITTED, "vault_detokenize", detok_txn, &d);
+    db_status_t st = detok_run(&d);
     vdb_card_clear(&d.row);
     if (st != DB_OK) {
         sodium_memzero(&c->scratch->card, sizeof c->scratch->card);
@@ -374,12 +384,14 @@ static uint8_t op_status(vd_conn_t *c, const proto_msg_t *m, proto_writer_t *w, 
     if (!counts)
         return VAULT_UNAVAILABLE;
     json_t *st =
-        json_pack("{s:i, s:i, s:o, s:i, s:i, s:I, s:I, s:I}", "current_version", kr_current(),
-                  "min_decrypt_version", kr_min(), "records_by_version", counts, "cvc_held",
-                  (int)cvc_count(), "connections", atomic_load(&vd_connections), "uptime_seconds",
-                  (json_int_t)((time_mono_us() - vd_started_us) / 1000000), "insert_batches",
-                  (json_int_t)atomic_load(&vd_batches), "inserted_rows",
-                  (json_int_t)atomic_load(&vd_batched_rows));
+        json_pack("{s:i, s:i, s:o, s:i, s:i, s:I, s:I, s:I, s:I, s:I}", "current_version",
+                  kr_current(), "min_decrypt_version", kr_min(), "records_by_version", counts,
+                  "cvc_held", (int)cvc_count(), "connections", atomic_load(&vd_connections),
+                  "uptime_seconds", (json_int_t)((time_mono_us() - vd_started_us) / 1000000),
+                  "insert_batches", (json_int_t)atomic_load(&vd_card_group.batches),
+                  "inserted_rows", (json_int_t)atomic_load(&vd_card_group.rows), "audit_batches",
+                  (json_int_t)atomic_load(&vd_audit_group.batches), "audit_rows",
+                  (json_int_t)atomic_load(&vd_audit_group.rows));
     char *text = json_dumps_compact(st);
     json_decref(st);
     if (!text)

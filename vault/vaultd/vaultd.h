@@ -4,12 +4,14 @@
 #ifndef PORTCULLIS_VAULTD_H
 #define PORTCULLIS_VAULTD_H
 
+#include "pci/audit.h"
 #include "util/util.h"
 #include "vault/card.h"
 #include "vault/io.h"
 #include "vault/proto.h"
 #include "vault/seal.h"
 #include "vault/vault.h"
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -111,23 +113,52 @@ typedef struct {
     uint8_t fingerprint[SEAL_FP];
 } vdb_card_t;
 
-/* One tokenization waiting to be inserted (see batch.c). */
-typedef struct vd_card_insert {
-    const kr_card_row_t *row;
-    int version;
-    const uint8_t *nonce, *ct; /* SEAL_NONCE, SEAL_CT bytes */
+/* ------------------------------------------------------------ group commit
+ * (batch.c) Concurrent callers of one group are written together: one
+ * statement and one commit for many rows. A caller's item embeds
+ * vd_group_item_t first; the group's run function writes items[0..n) and
+ * sets each one's result. */
+typedef struct vd_group_item {
     db_status_t result;
     bool done;
     void *cv; /* the waiting caller's pthread_cond_t */
-    struct vd_card_insert *next;
+    struct vd_group_item *next;
+} vd_group_item_t;
+
+typedef void (*vd_group_run_fn)(db_pool_t *pool, vd_group_item_t **items, int n);
+
+typedef struct {
+    pthread_mutex_t mu;
+    vd_group_item_t *head, *tail;
+    bool leading;
+    vd_group_run_fn run;
+    atomic_uint_fast64_t batches, rows; /* status: average batch size */
+} vd_group_t;
+
+#define VD_GROUP_INIT(fn)                                                                          \
+    {                                                                                              \
+        .mu = PTHREAD_MUTEX_INITIALIZER, .run = (fn)                                               \
+    }
+
+/* Queues the item and returns its result once its batch is written. */
+db_status_t vd_group_commit(vd_group_t *g, db_pool_t *pool, vd_group_item_t *item) PC_WUR;
+
+/* One tokenization waiting to be inserted. */
+typedef struct {
+    vd_group_item_t g;
+    const kr_card_row_t *row;
+    int version;
+    const uint8_t *nonce, *ct; /* SEAL_NONCE, SEAL_CT bytes */
 } vd_card_insert_t;
 
-/* Batches committed and the rows they held (status: average batch size). */
-extern atomic_uint_fast64_t vd_batches, vd_batched_rows;
+extern vd_group_t vd_card_group, vd_audit_group;
 
 /* Inserts the card and returns once it is committed: concurrent callers
  * are committed together, in one statement and one transaction. */
 db_status_t vd_batch_insert(db_pool_t *pool, vd_card_insert_t *item) PC_WUR;
+/* Appends the audit record and returns once it is committed, together
+ * with concurrent callers' records. */
+db_status_t vd_audit(db_pool_t *pool, const audit_event_t *ev) PC_WUR PC_NONNULL;
 
 void vdb_card_clear(vdb_card_t *c);
 /* All rows in one INSERT ... SELECT FROM unnest(arrays); DB_OK only when
