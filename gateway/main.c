@@ -57,9 +57,11 @@ static int setup(int argc, char **argv, log_level_t *lvl)
 
 int main(int argc, char **argv)
 {
-    /* jansson and libcurl on wiping heap: bodies with card data pass through both */
+    /* jansson, libcurl and OpenSSL on the wiping heap: bodies with card data
+     * pass through all three (first, before OpenSSL allocates anything) */
     if (sodium_init() < 0 || wipe_install() != 0) {
-        fprintf(stderr, "gatewayd: cannot initialise libsodium or libcurl\n");
+        fprintf(stderr, "gatewayd: cannot initialise libsodium, libcurl or the "
+                        "wiping heap\n");
         return 1;
     }
     json_object_seed(0);

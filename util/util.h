@@ -173,8 +173,9 @@ void guarded_free(void *p);
 
 /* Ordinary heap that is wiped when given back (util/wipe.c): for buffers
  * that may hold card data or credentials but are not worth guarded pages,
- * such as request bodies. wipe_install makes jansson and libcurl use it;
- * call it once at start instead of curl_global_init. */
+ * such as request bodies. wipe_install makes jansson, libcurl and
+ * OpenSSL (libcurl's TLS) use it; call it once at start, before anything
+ * else, instead of curl_global_init. */
 void *wipe_malloc(size_t n) PC_WUR;
 void *wipe_realloc(void *p, size_t n) PC_WUR;
 void *wipe_calloc(size_t nmemb, size_t size) PC_WUR;
