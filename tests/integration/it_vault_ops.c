@@ -321,18 +321,41 @@ static void *burst(void *arg)
     return NULL;
 }
 
-START_TEST(concurrent_tokenizations_are_committed_together_and_all_kept)
+static long status_int(const char *field)
 {
-    vault_client_config_t c = {.socket_path = vlt->socket, .pool_size = 16, .timeout_ms = 30000};
-    vault_client_t *many = vault_client_new(&c);
-    static burst_t b[16];
+    char *out = NULL;
+    ck_assert_int_eq(h_vaultctl(vlt, &out, (const char *const[]){"status", NULL}), 0);
+    json_t *st = json_loads(out, 0, NULL);
+    long v = h_json_int(st, field);
+    json_decref(st);
+    free(out);
+    return v;
+}
+
+/* 16 threads sharing one 16-connection client, each running fn on its own
+ * burst_t; returns once all have finished. */
+static void run_bursts(burst_t b[16], void *(*fn)(void *))
+{
     pthread_t t[16];
-    for (int i = 0; i < 16; i++) {
-        b[i] = (burst_t){.vc = many};
-        pthread_create(&t[i], NULL, burst, &b[i]);
-    }
+    for (int i = 0; i < 16; i++)
+        pthread_create(&t[i], NULL, fn, &b[i]);
     for (int i = 0; i < 16; i++)
         pthread_join(t[i], NULL);
+}
+
+static vault_client_t *client_of_16(void)
+{
+    vault_client_config_t c = {.socket_path = vlt->socket, .pool_size = 16, .timeout_ms = 30000};
+    return vault_client_new(&c);
+}
+
+START_TEST(concurrent_tokenizations_are_committed_together_and_all_kept)
+{
+    vault_client_t *many = client_of_16();
+    static burst_t b[16];
+    for (int i = 0; i < 16; i++)
+        b[i] = (burst_t){.vc = many};
+    run_bursts(b, burst);
     for (int i = 0; i < 16; i++) {
         ck_assert_int_eq(b[i].ok, 25);
         for (int k = 0; k < 25; k += 8) {
@@ -348,26 +371,10 @@ START_TEST(concurrent_tokenizations_are_committed_together_and_all_kept)
                                     "E'mer_\"q\\\\b,{x} y'"),
                      400);
     /* more rows than batches: concurrent inserts shared a commit */
-    char *out = NULL;
-    ck_assert_int_eq(h_vaultctl(vlt, &out, (const char *const[]){"status", NULL}), 0);
-    json_t *st = json_loads(out, 0, NULL);
-    ck_assert_int_eq(h_json_int(st, "inserted_rows"), 400);
-    ck_assert_int_lt(h_json_int(st, "insert_batches"), 400);
-    json_decref(st);
-    free(out);
+    ck_assert_int_eq(status_int("inserted_rows"), 400);
+    ck_assert_int_lt(status_int("insert_batches"), 400);
 }
 END_TEST
-
-static long status_int(const char *field)
-{
-    char *out = NULL;
-    ck_assert_int_eq(h_vaultctl(vlt, &out, (const char *const[]){"status", NULL}), 0);
-    json_t *st = json_loads(out, 0, NULL);
-    long v = h_json_int(st, field);
-    json_decref(st);
-    free(out);
-    return v;
-}
 
 static void *detok_burst(void *arg)
 {
@@ -387,10 +394,8 @@ static void *detok_burst(void *arg)
  * none lost, none doubled, fewer commits than records. */
 START_TEST(concurrent_detokenizations_are_audited_together_once_each)
 {
-    vault_client_config_t c = {.socket_path = vlt->socket, .pool_size = 16, .timeout_ms = 30000};
-    vault_client_t *many = vault_client_new(&c);
+    vault_client_t *many = client_of_16();
     static burst_t b[16];
-    pthread_t t[16];
     for (int i = 0; i < 16; i++) {
         b[i] = (burst_t){.vc = many};
         vault_card_meta_t m;
@@ -400,10 +405,7 @@ START_TEST(concurrent_detokenizations_are_audited_together_once_each)
         snprintf(b[i].tokens[0], 64, "%s", m.token);
     }
     long rows0 = status_int("audit_rows"), batches0 = status_int("audit_batches");
-    for (int i = 0; i < 16; i++)
-        pthread_create(&t[i], NULL, detok_burst, &b[i]);
-    for (int i = 0; i < 16; i++)
-        pthread_join(t[i], NULL);
+    run_bursts(b, detok_burst);
     vault_client_free(many);
     for (int i = 0; i < 16; i++) {
         ck_assert_int_eq(b[i].ok, 25);
