@@ -306,8 +306,10 @@ static uint8_t op_unseal(vd_conn_t *c, const proto_msg_t *m, proto_writer_t *w, 
     db_status_t st =
         audit_now("secret.unseal", merchant, context,
                   json_pack("{s:s, s:s}", "peer", c->peer, "outcome", ok ? "ok" : "denied"));
-    if (st != DB_OK)
+    if (st != DB_OK) { /* not audited, not released: the plaintext goes now */
+        sodium_memzero(c->scratch->secret, sizeof c->scratch->secret);
         return db_code(st);
+    }
     if (!ok) {
         *why = "sealed text does not open for this merchant and context";
         return VAULT_DENIED;
