@@ -70,12 +70,23 @@ static const char *masked(const char *in, char *buf, size_t cap)
     return buf;
 }
 
+/* The 503s answered here are never stored under an idempotency key (a stored
+ * answer replays through gw_reply_raw_hdr), so the same request can simply be
+ * sent again: say when. providers_unavailable is left out, since it means no
+ * provider is configured and healthy, which a retry in a second won't change. */
+static const char *retry_after(err_code_t e)
+{
+    return err_http_status(e) == 503 && e != ERR_PROVIDERS_UNAVAILABLE ? "1" : NULL;
+}
+
 enum MHD_Result gw_reply_error(gw_request_t *rq, err_code_t e, const char *param,
                                const char *message)
 {
     char p[320], m[640];
-    return gw_reply_json(rq, err_http_status(e),
-                         err_body(e, masked(param, p, sizeof p), masked(message, m, sizeof m)));
+    const char *ra = retry_after(e);
+    return gw_reply_json_hdr(rq, err_http_status(e),
+                             err_body(e, masked(param, p, sizeof p), masked(message, m, sizeof m)),
+                             ra ? "Retry-After" : NULL, ra);
 }
 
 enum MHD_Result gw_reply_jspec(gw_request_t *rq, const jspec_error_t *je)

@@ -201,6 +201,9 @@ START_TEST(outages_answer_503_and_charge_nothing)
     h_sandbox_faults(st->pricing, "{\"mode\":\"down\"}");
     h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
     h_assert_error(&r, 503, ERR_PRICING_UNAVAILABLE);
+    char *ra = h_resp_header(&r, "Retry-After");
+    ck_assert_msg(ra && strcmp(ra, "1") == 0, "Retry-After: %s", ra ? ra : "(none)");
+    free(ra);
     h_resp_free(&r);
     h_sandbox_faults(st->pricing, "{\"mode\":\"none\"}");
 
@@ -208,6 +211,9 @@ START_TEST(outages_answer_503_and_charge_nothing)
     r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
     h_assert_error(&r, 503, ERR_INVENTORY_UNAVAILABLE);
     ck_assert_str_eq(h_json_str(r.json, "status"), "failed");
+    /* stored under its key: sending it again gives the same answer, no Retry-After */
+    ra = h_resp_header(&r, "Retry-After");
+    ck_assert_msg(ra == NULL, "Retry-After: %s", ra);
     h_resp_free(&r);
     h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
     ck_assert_int_eq(h_stack_charges(st, NULL), charges);

@@ -243,6 +243,9 @@ START_TEST(vault_down_means_503_and_not_ready_until_it_is_back)
     r = post_card(m.pk, card);
     h_assert_error(&r, 503, ERR_VAULT_UNAVAILABLE);
     ck_assert_str_eq(h_json_str(r.json, "error.type"), "api_error");
+    char *ra = h_resp_header(&r, "Retry-After");
+    ck_assert_msg(ra && strcmp(ra, "1") == 0, "Retry-After: %s", ra ? ra : "(none)");
+    free(ra);
     h_resp_free(&r);
     r = h_get(gwy, "/readyz", NULL);
     ck_assert_int_eq(r.status, 503);
