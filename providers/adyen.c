@@ -317,4 +317,6 @@ const prv_adapter_t prv_adapter_adyen = {
     .cancel = adyen_cancel,
     .refund = adyen_refund,
     .lookup = adyen_lookup,
+    /* test: checkout-test.adyen.com; live: {prefix}-checkout-live.adyenpayments.com */
+    .api_domains = "adyen.com adyenpayments.com",
 };

@@ -355,4 +355,6 @@ const prv_adapter_t prv_adapter_checkout = {
     .lookup = checkout_lookup,
     /* a search: an authorization still in flight may not be listed yet */
     .absent_after_s = 120,
+    /* api.checkout.com, api.sandbox.checkout.com and their {prefix}. forms */
+    .api_domains = "checkout.com",
 };

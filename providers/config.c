@@ -219,6 +219,13 @@ bool prv_provider_doc_parse(const char *name, const json_t *doc, prv_config_t *o
         return false;
     if (brands && !codes_list(brands, "brands", false, out, err))
         return false;
+    if (!prv_base_url_allowed(a, base)) {
+        char why[200];
+        snprintf(why, sizeof why, "must be an https URL on %s's own API domain (%s)", type,
+                 a->api_domains);
+        fail(err, ERR_PARAMETER_INVALID, "base_url", why);
+        return false;
+    }
     if (credentials)
         *credentials = creds;
     return true;

@@ -34,9 +34,17 @@ typedef struct {
      * is only a search may not list a request the provider is still
      * processing. */
     int absent_after_s;
+    /* The provider's own API domains, space-separated: a base_url must be
+     * https to one of them or a subdomain of one (plain http to loopback
+     * passes too where outbound.allow_loopback_http allows it). The request
+     * carries the PAN and CVC to base_url, so the merchant who writes it must
+     * not be able to name a host of its own. */
+    const char *api_domains;
 } prv_adapter_t;
 
 const prv_adapter_t *prv_adapter_find(const char *type);
+/* Whether url is a base URL the adapter may send a card to (see api_domains). */
+bool prv_base_url_allowed(const prv_adapter_t *a, const char *url) PC_WUR;
 /* Card brands a document may name ("visa", "mastercard", "amex"...). */
 bool prv_brand_known(const char *brand);
 

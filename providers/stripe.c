@@ -469,4 +469,5 @@ const prv_adapter_t prv_adapter_stripe = {
     .cancel = stripe_cancel,
     .refund = stripe_refund,
     .lookup = stripe_lookup,
+    .api_domains = "api.stripe.com",
 };

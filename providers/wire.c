@@ -178,16 +178,18 @@ static bool url_parses(const char *url)
     return ok;
 }
 
-static bool url_allowed(const char *base)
+/* The stored URL is checked again: a row written before a rule existed, or
+ * by hand, must not send a card anywhere the API would refuse. */
+static bool url_allowed(const prv_config_t *cfg)
 {
-    return httpc_url_outbound_ok(base, false); /* the stored one is checked again */
+    return prv_base_url_allowed(prv_adapter_find(cfg->type), cfg->base_url);
 }
 
 bool prv_http_call(const prv_config_t *cfg, const prv_http_t *h, httpc_response_t *rs,
                    prv_result_t *r)
 {
     memset(rs, 0, sizeof *rs);
-    if (!url_allowed(cfg->base_url)) {
+    if (!url_allowed(cfg)) {
         prv_result_set(r, PRV_UNAVAILABLE, false, "insecure_base_url", NULL);
         return false;
     }

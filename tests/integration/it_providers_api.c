@@ -37,14 +37,18 @@ START_TEST(bad_provider_documents_name_the_field)
         {"{\"type\":\"stripe\",\"base_url\":\"http://api.example.com\",\"credentials\":"
          "{\"secret_key\":\"sk_test_12345678\"}}",
          "base_url"},
-        {"{\"type\":\"stripe\",\"base_url\":\"https://api.example.com\",\"credentials\":{}}",
+        {"{\"type\":\"stripe\",\"base_url\":\"https://api.stripe.com\",\"credentials\":{}}",
          "credentials.secret_key"},
-        {"{\"type\":\"stripe\",\"base_url\":\"https://api.example.com\",\"credentials\":"
+        {"{\"type\":\"stripe\",\"base_url\":\"https://api.stripe.com\",\"credentials\":"
          "{\"secret_key\":\"sk_test_12345678\"},\"currencies\":[\"EUR\",\"euro\"]}",
          "currencies[1]"},
-        {"{\"type\":\"stripe\",\"base_url\":\"https://api.example.com\",\"credentials\":"
+        {"{\"type\":\"stripe\",\"base_url\":\"https://api.stripe.com\",\"credentials\":"
          "{\"secret_key\":\"sk_test_12345678\"},\"priority\":0}",
          "priority"},
+        /* the merchant's own server would receive every PAN and CVC */
+        {"{\"type\":\"stripe\",\"base_url\":\"https://cards.evil.example\",\"credentials\":"
+         "{\"secret_key\":\"sk_test_12345678\"}}",
+         "base_url"},
     };
     for (size_t i = 0; i < PC_ARRAY_LEN(bad); i++) {
         h_resp_t r = put("/v1/providers/bad", bad[i].doc);
@@ -56,7 +60,8 @@ START_TEST(bad_provider_documents_name_the_field)
         h_resp_free(&r);
     }
     /* a new provider needs credentials */
-    h_resp_t r = put("/v1/providers/nocreds", "{\"type\":\"stripe\",\"base_url\":\"https://api.example.com\"}");
+    h_resp_t r = put("/v1/providers/nocreds",
+                     "{\"type\":\"stripe\",\"base_url\":\"https://api.stripe.com\"}");
     h_assert_error(&r, 400, ERR_PARAMETER_MISSING);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "credentials");
     h_resp_free(&r);

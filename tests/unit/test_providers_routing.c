@@ -18,10 +18,13 @@ static void config(prv_config_t *c, const char *name, const char *type, int prio
                    const char *extra)
 {
     char text[1024];
+    const char *base = !strcmp(type, "stripe")  ? "https://api.stripe.com"
+                       : !strcmp(type, "adyen") ? "https://checkout-test.adyen.com/checkout"
+                                                : "https://api.sandbox.checkout.com";
     snprintf(text, sizeof text,
-             "{\"type\":\"%s\",\"base_url\":\"https://api.example.com\",\"priority\":%d,"
+             "{\"type\":\"%s\",\"base_url\":\"%s\",\"priority\":%d,"
              "\"weight\":%d%s%s}",
-             type, priority, weight, extra ? "," : "", extra ? extra : "");
+             type, base, priority, weight, extra ? "," : "", extra ? extra : "");
     json_t *j = doc(text);
     jspec_error_t err;
     ck_assert_msg(prv_provider_doc_parse(name, j, c, NULL, &err), "%s: %s %s", text, err.param,
@@ -105,6 +108,16 @@ static const struct {
      "timeout_ms"},
     {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\",\"colour\":\"red\"}", "colour"},
     {"Stripe!", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\"}", "name"},
+    /* the card goes to base_url: only the provider's own API domains */
+    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://a.b\"}", "base_url"},
+    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://api.stripe.com.evil.example\"}",
+     "base_url"},
+    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://evil-api.stripe.co\"}", "base_url"},
+    {"stripe", "{\"type\":\"stripe\",\"base_url\":\"https://checkout-test.adyen.com\"}",
+     "base_url"},
+    {"adyen", "{\"type\":\"adyen\",\"base_url\":\"https://evil-adyen.com/checkout\"}", "base_url"},
+    {"checkout", "{\"type\":\"checkout\",\"base_url\":\"https://mycheckout.com\"}", "base_url"},
+    {"checkout", "{\"type\":\"checkout\",\"base_url\":\"https://10.0.0.7\"}", "base_url"},
 };
 
 START_TEST(provider_doc_refused_naming_the_field)
@@ -127,6 +140,21 @@ START_TEST(provider_doc_refused_naming_the_field)
     jspec_error_t err;
     ck_assert(prv_provider_doc_parse("adyen", j, &c, NULL, &err));
     json_decref(j);
+    /* each provider's live and test hosts, any letter case */
+    static const char *const good[] = {
+        "{\"type\":\"stripe\",\"base_url\":\"https://API.Stripe.com/\"}",
+        "{\"type\":\"adyen\",\"base_url\":\"https://checkout-test.adyen.com/checkout\"}",
+        "{\"type\":\"adyen\",\"base_url\":"
+        "\"https://1797a841fbb37ca7-AdyenDemo-checkout-live.adyenpayments.com/checkout\"}",
+        "{\"type\":\"checkout\",\"base_url\":\"https://api.sandbox.checkout.com\"}",
+        "{\"type\":\"checkout\",\"base_url\":\"https://abc123.api.checkout.com\"}",
+    };
+    for (size_t i = 0; i < PC_ARRAY_LEN(good); i++) {
+        j = doc(good[i]);
+        ck_assert_msg(prv_provider_doc_parse("p", j, &c, NULL, &err), "%s: %s %s", good[i],
+                      err.param, err.reason);
+        json_decref(j);
+    }
 }
 END_TEST
 
