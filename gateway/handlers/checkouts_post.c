@@ -196,6 +196,18 @@ static enum MHD_Result card_and_quote(co_t *x, bool *done)
     return MHD_YES;
 }
 
+/* The shopper's address for fraud rules, lists and velocity. A secret key
+ * calls from the merchant's server, which saw the shopper and may say so in
+ * customer.ip. A publishable key calls from the shopper's own browser, so
+ * customer.ip is whatever the shopper typed: one address per attempt would
+ * walk past every per-IP card-testing rule and hit an allow-list at will.
+ * Those calls are scored by the address they came from (the one the per-IP
+ * rate limit counts, X-Forwarded-For where a trusted proxy sets it). */
+static const char *shopper_ip(const co_t *x)
+{
+    return x->ip && x->rq->auth.role == GW_ROLE_SK ? x->ip : x->rq->client_ip;
+}
+
 static void features(co_t *x, fraud_features_t *f)
 {
     memset(f, 0, sizeof *f);
@@ -205,7 +217,7 @@ static void features(co_t *x, fraud_features_t *f)
     f->bin = x->card.bin;
     f->fingerprint = x->card.fingerprint;
     f->email = x->email;
-    f->ip = x->ip ? x->ip : x->rq->client_ip;
+    f->ip = shopper_ip(x);
     f->edge_country = x->edge_country;
     f->shipping_country = x->ship_country;
     f->device_id = x->device_id;
@@ -225,9 +237,12 @@ static enum MHD_Result score(co_t *x, bool *done)
 {
     gw_request_t *rq = x->rq;
     *done = true;
-    x->keys = (fraud_keys_t){.merchant_id = rq->auth.merchant_id, .currency = x->currency,
-                             .fingerprint = x->card.fingerprint, .email = x->email,
-                             .ip = x->ip ? x->ip : rq->client_ip, .device_id = x->device_id};
+    x->keys = (fraud_keys_t){.merchant_id = rq->auth.merchant_id,
+                             .currency = x->currency,
+                             .fingerprint = x->card.fingerprint,
+                             .email = x->email,
+                             .ip = shopper_ip(x),
+                             .device_id = x->device_id};
     fraud_keys_hash(&x->keys, &x->key_hashes);
     fraud_features_t f;
     features(x, &f);

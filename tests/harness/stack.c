@@ -99,6 +99,8 @@ h_stack_t *h_stack_start(const h_stack_opts_t *o)
                   "timeout_ms", 3000, "outbox", "retry_base_ms", 50, "retry_max_ms", 1000,
                   "poll_ms", 20, "recovery", "interval_ms", 200, "checkout", "lease_seconds", 10,
                   "rate_limit", "tokens", unlimited(), "checkouts", unlimited());
+    /* shoppers' addresses arrive as a trusted proxy's X-Forwarded-For (h_stack_xff) */
+    json_object_set_new(base, "listen", json_pack("{s:b}", "trust_forwarded_for", 1));
     json_object_update_recursive(cfg, base);
     json_decref(base);
     if (o->gateway_json) {
@@ -178,12 +180,22 @@ char *h_stack_checkout_body(const char *token, const char *sku, int qty, const c
     return out;
 }
 
+const char *h_stack_xff(const char *body, char *out, size_t cap)
+{
+    json_t *j = json_loads(body, 0, NULL);
+    const char *ip = json_string_value(json_object_get(json_object_get(j, "customer"), "ip"));
+    if (ip)
+        snprintf(out, cap, "X-Forwarded-For: %s", ip);
+    json_decref(j);
+    return ip ? out : NULL;
+}
+
 h_resp_t h_stack_checkout(h_stack_t *s, int gi, const char *key, const char *body)
 {
-    char url[512], hdr[320];
+    char url[512], hdr[320], xff[96];
     snprintf(url, sizeof url, "%s/v1/checkouts", s->gw[gi]->url);
     snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
-    const char *headers[] = {hdr, NULL};
+    const char *headers[] = {hdr, h_stack_xff(body, xff, sizeof xff), NULL};
     return h_http("POST", url, s->m.pk, body, headers);
 }
 

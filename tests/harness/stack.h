@@ -35,7 +35,13 @@ char *h_stack_token(h_stack_t *s, const char *pan);
 /* A checkout body for `qty` x `sku` shipped to GB; `extra` (may be NULL) is
  * a JSON object merged in ({"payment":{"capture":false}} ...). malloc'd. */
 char *h_stack_checkout_body(const char *token, const char *sku, int qty, const char *extra);
-/* POST /v1/checkouts on gateway gi with the merchant's pk and this key. */
+/* The "X-Forwarded-For: <customer.ip>" header a trusted proxy in front of
+ * the stack's gateways (they trust it) would add for the shopper of this
+ * body, written to out; NULL when the body has no customer.ip. A pk checkout
+ * is scored by the address it came from, never by the body's customer.ip. */
+const char *h_stack_xff(const char *body, char *out, size_t cap);
+/* POST /v1/checkouts on gateway gi with the merchant's pk and this key (and
+ * the shopper's address, h_stack_xff). */
 h_resp_t h_stack_checkout(h_stack_t *s, int gi, const char *key, const char *body);
 /* A checkout of qty x sku paid with a fresh token of `pan`, under a new
  * Idempotency-Key, on gateway gi (extra as for h_stack_checkout_body). */

@@ -34,7 +34,8 @@ static void *client(void *arg)
         snprintf(key, sizeof key, "crash-%d", i);
         snprintf(hdr, sizeof hdr, "Idempotency-Key: %s", key);
         char *body = h_stack_checkout_body(tokens[i % CARDS], "SKU-RED-MUG", 1, NULL);
-        const char *headers[] = {hdr, NULL};
+        char xff[96];
+        const char *headers[] = {hdr, h_stack_xff(body, xff, sizeof xff), NULL};
         for (int tries = 0; tries < 2000; tries++) {
             pthread_mutex_lock(&url_mu);
             snprintf(url, sizeof url, "%s/v1/checkouts", cur_url);

@@ -497,6 +497,59 @@ START_TEST(approving_after_the_hold_ended_takes_the_stock_again_or_refuses)
 }
 END_TEST
 
+/* A checkout with customer.ip `body_ip`, by `key`, arriving through the
+ * (trusted) proxy as from `from_ip`. */
+static h_resp_t checkout_from(const char *key, const char *body_ip, const char *from_ip)
+{
+    char *tok = h_stack_token(st, "4242424242424242");
+    char extra[96], url[256], idem[96], xff[64];
+    snprintf(extra, sizeof extra, "{\"customer\":{\"ip\":\"%s\"}}", body_ip);
+    char *body = h_stack_checkout_body(tok, "SKU-RED-MUG", 1, extra);
+    static int n;
+    snprintf(url, sizeof url, "%s/v1/checkouts", st->gw[0]->url);
+    snprintf(idem, sizeof idem, "Idempotency-Key: from-%d-%d", (int)getpid(), ++n);
+    snprintf(xff, sizeof xff, "X-Forwarded-For: %s", from_ip);
+    const char *headers[] = {idem, xff, NULL};
+    h_resp_t r = h_http("POST", url, key, body, headers);
+    free(body);
+    free(tok);
+    return r;
+}
+
+START_TEST(a_publishable_key_cannot_choose_the_address_it_is_scored_by)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/v1/fraud/rules", st->gw[0]->url);
+    h_resp_t r = h_http("PUT", url, st->m.sk,
+                        "{\"block\":{\"ips\":[\"192.0.2.44\"]},"
+                        "\"allow\":{\"ips\":[\"198.51.100.9\"]},\"rules\":[]}",
+                        NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    long charges = h_stack_charges(st, NULL);
+    /* the browser claims an allow-listed address from a blocked one */
+    r = checkout_from(st->m.pk, "198.51.100.9", "192.0.2.44");
+    h_assert_error(&r, 402, ERR_FRAUD_DECLINED);
+    ck_assert_msg(strstr(r.body, "block.ips") != NULL, "%s", r.body);
+    h_resp_free(&r);
+    /* nor does a blocked address in the body stop a shopper elsewhere */
+    r = checkout_from(st->m.pk, "192.0.2.44", "203.0.113.50");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, 1);
+    /* the merchant's server vouches for the shopper's address */
+    r = checkout_from(st->m.sk, "192.0.2.44", "203.0.113.50");
+    h_assert_error(&r, 402, ERR_FRAUD_DECLINED);
+    ck_assert_msg(strstr(r.body, "block.ips") != NULL, "%s", r.body);
+    h_resp_free(&r);
+    r = checkout_from(st->m.sk, "198.51.100.9", "192.0.2.44");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "fraud.decision"), "approve");
+    h_resp_free(&r);
+    ck_assert_int_eq(h_stack_charges(st, NULL) - charges, 2);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_payments");
@@ -511,6 +564,7 @@ int main(void)
     tcase_add_test(tc, block_list_declines_without_calling_a_provider_and_allow_beats_rules);
     tcase_add_test(tc, review_queue_approve_captures_and_reject_voids_and_releases);
     tcase_add_test(tc, approving_after_the_hold_ended_takes_the_stock_again_or_refuses);
+    tcase_add_test(tc, a_publishable_key_cannot_choose_the_address_it_is_scored_by);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }

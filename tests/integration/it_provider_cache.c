@@ -110,7 +110,8 @@ static long pay_as(int j, char by[16])
     snprintf(url, sizeof url, "%s/v1/checkouts", st->gw[0]->url);
     snprintf(key, sizeof key, "Idempotency-Key: crowd-%d-%d", (int)getpid(),
              atomic_fetch_add(&seq, 1));
-    const char *headers[] = {key, NULL};
+    char xff[96];
+    const char *headers[] = {key, h_stack_xff(co, xff, sizeof xff), NULL};
     h_resp_t r = h_http("POST", url, crowd[j].pk, co, headers);
     free(co);
     const char *p = r.json ? h_json_str(r.json, "payment.provider") : NULL;
