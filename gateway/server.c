@@ -292,11 +292,14 @@ static enum MHD_Result dispatch(gw_request_t *rq)
     return rq->route->fn(rq);
 }
 
-/* How the body is delimited. Two Content-Length headers, or a transfer coding
- * other than chunked, leave the body's end ambiguous (the root of request
- * smuggling behind a proxy that reads it another way): refused, not guessed. */
+/* How the body is delimited. Two Content-Length headers, a transfer coding
+ * other than chunked, two Transfer-Encoding headers, or Content-Length next to
+ * Transfer-Encoding leave the body's end ambiguous (the root of request
+ * smuggling behind a proxy that reads it another way; MHD would go by the
+ * chunks and take what follows as the next request): refused, not guessed. */
 typedef struct {
     int content_lengths;
+    int codings;
     bool bad_coding;
 } framing_t;
 
@@ -307,9 +310,10 @@ static enum MHD_Result check_framing(void *cls, enum MHD_ValueKind kind, const c
     framing_t *f = cls;
     if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
         f->content_lengths++;
-    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
-             (!value || strcasecmp(value, "chunked") != 0))
-        f->bad_coding = true;
+    else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        f->codings++;
+        f->bad_coding = f->bad_coding || !value || strcasecmp(value, "chunked") != 0;
+    }
     return MHD_YES;
 }
 
@@ -333,10 +337,15 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *con, const ch
         }
         framing_t fr = {0};
         MHD_get_connection_values(con, MHD_HEADER_KIND, check_framing, &fr);
-        if (fr.content_lengths > 1 || fr.bad_coding) {
+        if (fr.content_lengths > 1 || fr.bad_coding || fr.codings > 1 ||
+            (fr.codings && fr.content_lengths)) {
+            /* and the connection closes: whatever follows is not a request */
             rq->early_reply = true;
-            return gw_reply_error(rq, ERR_MESSAGE_FRAMING,
-                                  fr.bad_coding ? "Transfer-Encoding" : "Content-Length", NULL);
+            return gw_reply_json_hdr(
+                rq, 400,
+                err_body(ERR_MESSAGE_FRAMING,
+                         fr.content_lengths > 1 ? "Content-Length" : "Transfer-Encoding", NULL),
+                MHD_HTTP_HEADER_CONNECTION, "close");
         }
         if (cl && strtoull(cl, NULL, 10) > GW_MAX_BODY) {
             rq->early_reply = true;
