@@ -153,7 +153,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
         size_t nc = s->cap ? s->cap : 1024;
         while (nc < s->rs->body_len + n + 1)
             nc *= 2;
-        char *nb = realloc(s->rs->body, nc);
+        char *nb = wipe_realloc(s->rs->body, nc); /* a reply may echo what we sent */
         if (!nb)
             return 0;
         s->rs->body = nb;
@@ -231,6 +231,10 @@ httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
 
     curl_easy_setopt(h, CURLOPT_URL, rq->url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* HTTP/1.1 only: over HTTP/2 libcurl hands the body (a provider request's
+     * PAN and CVC) to nghttp2, whose frame buffers come from plain malloc,
+     * outside the wiping heap (util/wipe.c) that covers curl and OpenSSL. */
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -276,7 +280,7 @@ httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
     if (rs->status != HTTPC_OK && !rs->errbuf[0])
         snprintf(rs->errbuf, sizeof rs->errbuf, "%s", curl_easy_strerror(cc));
     if (!rs->body) {
-        rs->body = calloc(1, 1);
+        rs->body = wipe_calloc(1, 1);
         rs->body_len = 0;
     }
     return rs->status;
@@ -284,7 +288,7 @@ httpc_status_t httpc_perform(const httpc_request_t *rq, httpc_response_t *rs)
 
 void httpc_response_free(httpc_response_t *rs)
 {
-    free(rs->body);
+    wipe_free(rs->body);
     free(rs->retry_after);
     rs->body = NULL;
     rs->retry_after = NULL;
