@@ -64,6 +64,9 @@ const prv_code_t *prv_code_find(const prv_code_t *table, const char *code);
 void prv_result_set(prv_result_t *r, prv_outcome_t o, bool hard, const char *reason,
                     const char *code);
 void prv_result_code(prv_result_t *r, const prv_code_t *table, const char *code);
+/* Copies a provider's code if it looks like one, else "unrecognized" ("" for
+ * NULL or ""). */
+void prv_code_copy(char *dst, size_t n, const char *code);
 
 /* Credentials. */
 const char *prv_creds_get(const prv_creds_t *c, const char *name); /* "" when absent */

@@ -230,7 +230,7 @@ static bool create_intent(const prv_config_t *cfg, const prv_payment_t *pay, con
         r->outcome = PRV_UNAVAILABLE; /* no card went with it: nothing charged */
         const char *t, *c, *d;
         error_codes(j, &t, &c, &d);
-        prv_copy(r->provider_code, sizeof r->provider_code, c ? c : t);
+        prv_code_copy(r->provider_code, sizeof r->provider_code, c ? c : t);
         if (t && !strcmp(t, "idempotency_error")) {
             /* our key was used before with other parameters: an earlier
              * confirmation under it may have charged */

@@ -24,6 +24,25 @@ const prv_code_t *prv_code_find(const prv_code_t *table, const char *code)
     return e;
 }
 
+/* A provider's code is copied into the checkout's answer, its stored replay,
+ * the checkout.declined event and the log. It comes from outside: keep it
+ * only if it looks like a code (letters, digits, '_', '-', '.', ':', at most
+ * 63 of them, no run of nine digits, which a card number would need);
+ * anything else, such as a body echoing the request, becomes "unrecognized".
+ * An empty code stays empty (no code). */
+void prv_code_copy(char *dst, size_t n, const char *code)
+{
+    size_t len = code ? strlen(code) : 0, digits = 0;
+    bool ok = len > 0 && len < n;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = code[i];
+        digits = c >= '0' && c <= '9' ? digits + 1 : 0;
+        ok = digits < 9 && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                            (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.' || c == ':');
+    }
+    prv_copy(dst, n, len == 0 ? "" : ok ? code : "unrecognized");
+}
+
 void prv_result_set(prv_result_t *r, prv_outcome_t o, bool hard, const char *reason,
                     const char *code)
 {
@@ -31,7 +50,7 @@ void prv_result_set(prv_result_t *r, prv_outcome_t o, bool hard, const char *rea
     r->hard = hard;
     prv_copy(r->reason, sizeof r->reason, reason);
     if (code)
-        prv_copy(r->provider_code, sizeof r->provider_code, code);
+        prv_code_copy(r->provider_code, sizeof r->provider_code, code);
 }
 
 void prv_result_code(prv_result_t *r, const prv_code_t *table, const char *code)

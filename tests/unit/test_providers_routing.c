@@ -2,6 +2,7 @@
  * plans follow rules on currency, brand, amount and country, priority,
  * filters and open circuits; equal priorities split volume by weight;
  * attempt keys are stable and bounded. */
+#include "providers/internal.h"
 #include "providers/providers.h"
 #include "tests/harness/harness.h"
 #include <string.h>
@@ -380,6 +381,40 @@ START_TEST(attempt_keys_are_stable_distinct_and_bounded)
 }
 END_TEST
 
+START_TEST(provider_codes_are_kept_only_when_they_look_like_codes)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"insufficient_funds", "insufficient_funds"},
+        {"20051", "20051"},
+        {"card_declined:do_not_honor", "card_declined:do_not_honor"},
+        {"4242424242424242", "unrecognized"},
+        {"card 4242 4242 4242 4242", "unrecognized"},
+        {"{\"number\":\"4000000000000002\"}", "unrecognized"},
+        {"cvc=123", "unrecognized"},
+        {"x", "x"},
+        {"", ""},
+    };
+    for (size_t i = 0; i < PC_ARRAY_LEN(cases); i++) {
+        prv_result_t r = {0};
+        prv_result_set(&r, PRV_DECLINED, true, "card_declined", cases[i].in);
+        ck_assert_msg(!strcmp(r.provider_code, cases[i].out), "%s -> %s", cases[i].in,
+                      r.provider_code);
+    }
+    char big[200];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    prv_result_t r = {0};
+    prv_result_set(&r, PRV_DECLINED, true, "card_declined", big);
+    ck_assert_str_eq(r.provider_code, "unrecognized");
+    prv_result_set(&r, PRV_DECLINED, true, "card_declined", NULL);
+    ck_assert_str_eq(r.provider_code, "unrecognized"); /* NULL leaves it as it was */
+    prv_code_copy(r.provider_code, sizeof r.provider_code, NULL);
+    ck_assert_str_eq(r.provider_code, "");
+}
+END_TEST
+
 int main(void)
 {
     h_init("test_providers_routing");
@@ -393,6 +428,7 @@ int main(void)
     tcase_add_test(tc, open_circuit_is_skipped_by_plan);
     tcase_add_test(tc, equal_priorities_split_volume_by_weight_within_5_percent);
     tcase_add_test(tc, attempt_keys_are_stable_distinct_and_bounded);
+    tcase_add_test(tc, provider_codes_are_kept_only_when_they_look_like_codes);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
