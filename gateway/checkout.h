@@ -103,6 +103,8 @@ db_status_t db_outbox_inventory(db_conn_t *c, const char *merchant_id, bool comm
 db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char *event_id,
                                int *queued) PC_WUR;
 
+/* DB_OK if the merchant has this event, else DB_NOT_FOUND. */
+db_status_t db_event_exists(db_conn_t *c, const char *merchant_id, const char *event_id) PC_WUR;
 /* Events after `after` (an event id; NULL = from the start), oldest first. */
 db_status_t db_events_list(db_conn_t *c, const char *merchant_id, const char *after,
                            const char *type, int limit, json_t **out, bool *has_more) PC_WUR;

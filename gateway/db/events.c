@@ -63,8 +63,7 @@ DB_STMT(event_redeliver,
 
 DB_STMT(event_exists, "SELECT 1 FROM gateway.events WHERE id = $1 AND merchant_id = $2");
 
-db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char *event_id,
-                               int *queued)
+db_status_t db_event_exists(db_conn_t *c, const char *merchant_id, const char *event_id)
 {
     db_params_t p;
     db_params_init(&p);
@@ -76,8 +75,20 @@ db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char
         return s;
     bool found = PQntuples(r) == 1;
     PQclear(r);
-    if (!found)
-        return DB_NOT_FOUND;
+    return found ? DB_OK : DB_NOT_FOUND;
+}
+
+db_status_t db_event_redeliver(db_conn_t *c, const char *merchant_id, const char *event_id,
+                               int *queued)
+{
+    db_status_t s = db_event_exists(c, merchant_id, event_id);
+    if (s != DB_OK)
+        return s;
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, event_id);
+    db_param_text(&p, merchant_id);
+    PGresult *r;
     s = db_exec(c, &event_redeliver, &p, &r);
     if (s == DB_OK)
         *queued = atoi(PQcmdTuples(r));

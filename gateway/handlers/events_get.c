@@ -25,10 +25,17 @@ enum MHD_Result handle_events_get(gw_request_t *rq)
     db_conn_t *c = db_pool_acquire(gw.db);
     json_t *data = NULL;
     bool more = false;
-    db_status_t s = c ? db_events_list(c, rq->auth.merchant_id, after, type, (int)limit, &data,
-                                       &more)
-                      : DB_UNAVAILABLE;
+    db_status_t s = c ? DB_OK : DB_UNAVAILABLE;
+    /* an unknown cursor (a typo, another merchant's event) must not quietly
+     * start the list over from the first event */
+    if (s == DB_OK && after)
+        s = db_event_exists(c, rq->auth.merchant_id, after);
+    if (s == DB_OK)
+        s = db_events_list(c, rq->auth.merchant_id, after, type, (int)limit, &data, &more);
     db_pool_release(c);
+    if (s == DB_NOT_FOUND)
+        return gw_reply_error(rq, ERR_PARAMETER_INVALID, "after",
+                              "after must be the id of one of your events.");
     if (s != DB_OK)
         return gw_reply_db(rq, s);
     return gw_reply_json(rq, 200, json_pack("{s:s, s:o, s:b}", "object", "list", "data", data,
