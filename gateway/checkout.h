@@ -80,6 +80,10 @@ db_status_t db_idem_complete(db_conn_t *c, const char *merchant_id, const char *
 db_status_t db_idem_complete_resource(db_conn_t *c, const char *merchant_id,
                                       const char *resource_id, int status,
                                       const char *body) PC_WUR;
+/* The answer stored so far under the key that asked for operation
+ * resource_id ("" while none; malloc'd); DB_NOT_FOUND if no key did. */
+db_status_t db_idem_resource_body(db_conn_t *c, const char *merchant_id, const char *resource_id,
+                                  char **body) PC_WUR;
 db_status_t db_idem_get(db_conn_t *c, const char *merchant_id, const char *key,
                         gwdb_idem_t *out) PC_WUR;
 db_status_t db_idem_expire(db_conn_t *c, int64_t retention_h, int *deleted) PC_WUR;

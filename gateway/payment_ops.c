@@ -5,8 +5,10 @@
  * events. An unknown outcome stays 'unknown' and the recovery worker
  * retries it with the same key until the provider gives an answer. */
 #include "gateway/payment_ops.h"
+#include "gateway/checkout_db.h"
 #include "pci/audit.h"
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *kinds[] = {"capture", "void", "refund"};
@@ -142,4 +144,46 @@ db_status_t gw_op_complete(const char *merchant_id, const gw_op_t *op, const prv
         gw_outbox_kick();
     *state_out = state;
     return s;
+}
+
+static char *render_error(const gw_op_t *op, const prv_result_t *res, int *status)
+{
+    char msg[160];
+    snprintf(msg, sizeof msg, "The provider did not %s the payment (%s); nothing changed.",
+             kinds[op->kind], res->reason[0] ? res->reason : prv_outcome_str(res->outcome));
+    err_code_t e = res->outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE : ERR_INVALID_STATE;
+    json_t *b = err_body(e, NULL, msg);
+    char *text = json_dumps_compact(b);
+    json_decref(b);
+    *status = (int)err_http_status(e);
+    return text;
+}
+
+static char *render_refund(const char *payment_id, const gw_op_t *op, const char *state,
+                           char *payment)
+{
+    json_t *p = json_loads(payment, JSON_PRESERVE_ORDER, NULL);
+    free(payment);
+    json_t *r =
+        json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "object", "refund", "id", op->op_id, "amount",
+                  (json_int_t)op->amount, "status", !strcmp(state, "unknown") ? "pending" : state,
+                  "payment_id", payment_id, "payment", p ? p : json_null());
+    char *out = json_dumps_compact(r);
+    json_decref(r);
+    return out;
+}
+
+char *gw_op_render(db_conn_t *c, const char *merchant_id, const char *payment_id, const gw_op_t *op,
+                   const char *state, const prv_result_t *res, gw_op_shape_t shape, int *status)
+{
+    if (!strcmp(state, "failed"))
+        return render_error(op, res, status);
+    *status = !strcmp(state, "unknown") ? 202 : 200;
+    char *body = NULL;
+    db_status_t s = shape == GW_OP_SHAPE_CHECKOUT
+                        ? db_checkout_json(c, merchant_id, op->checkout_id, NULL, &body)
+                        : db_payment_json(c, merchant_id, payment_id, &body);
+    if (s != DB_OK)
+        return NULL;
+    return shape == GW_OP_SHAPE_REFUND ? render_refund(payment_id, op, state, body) : body;
 }

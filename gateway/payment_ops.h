@@ -69,6 +69,18 @@ prv_result_t gw_op_call(const char *merchant_id, const gw_op_t *op);
 db_status_t gw_op_complete(const char *merchant_id, const gw_op_t *op, const prv_result_t *res,
                            const char **state_out) PC_WUR;
 
+/* What an operation's route answers with: the payment (capture, void), a
+ * refund object (refunds), or the checkout (review decisions). */
+typedef enum { GW_OP_SHAPE_PAYMENT, GW_OP_SHAPE_REFUND, GW_OP_SHAPE_CHECKOUT } gw_op_shape_t;
+/* The answer to an operation whose state is known, the same whether the
+ * request itself or the recovery worker gets there: "failed" is an error
+ * (503 providers_unavailable when no provider answered, else 409
+ * invalid_state); otherwise 200, or 202 while "unknown", with the shape's
+ * object. Returns the body (malloc'd), NULL if the database failed. */
+char *gw_op_render(db_conn_t *c, const char *merchant_id, const char *payment_id, const gw_op_t *op,
+                   const char *state, const prv_result_t *res, gw_op_shape_t shape,
+                   int *status) PC_WUR;
+
 /* The recovery worker (gateway/recovery.c). */
 int gw_recovery_start(void) PC_WUR;
 void gw_recovery_stop(void);

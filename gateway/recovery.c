@@ -131,16 +131,42 @@ static void recover_checkout(const gw_stale_checkout_t *sc)
 }
 
 typedef struct {
-    const char *merchant_id, *op_id, *payment_id;
+    const gw_stale_op_t *so;
+    const char *state;
+    const prv_result_t *res;
 } idem_done_t;
 
+/* The route's shape, read from the answer its key got first (a review
+ * decision answers with the checkout, a refund with a refund object); from
+ * the kind when the request died before answering. */
+static gw_op_shape_t stored_shape(const char *stored, gw_op_kind_t kind)
+{
+    json_t *j = json_loads(stored, 0, NULL);
+    const char *o = json_string_value(json_object_get(j, "object"));
+    gw_op_shape_t shape = kind == GW_OP_REFUND ? GW_OP_SHAPE_REFUND : GW_OP_SHAPE_PAYMENT;
+    if (o && !strcmp(o, "checkout"))
+        shape = GW_OP_SHAPE_CHECKOUT;
+    json_decref(j);
+    return shape;
+}
+
+/* The key that asked for the operation now replays its final answer, error
+ * included: a refund the provider refused must not replay as a 200. */
 static db_status_t op_idem_txn(db_conn_t *c, void *cls)
 {
     idem_done_t *t = cls;
-    char *body = NULL;
-    db_status_t s = db_payment_json(c, t->merchant_id, t->payment_id, &body);
+    char *stored = NULL, *body = NULL;
+    db_status_t s = db_idem_resource_body(c, t->so->merchant_id, t->so->op.op_id, &stored);
+    if (s == DB_NOT_FOUND)
+        return DB_OK; /* asked without a key */
+    int status = 0;
+    if (s == DB_OK &&
+        !(body = gw_op_render(c, t->so->merchant_id, t->so->payment_id, &t->so->op, t->state,
+                              t->res, stored_shape(stored, t->so->op.kind), &status)))
+        s = DB_ERROR;
     if (s == DB_OK)
-        s = db_idem_complete_resource(c, t->merchant_id, t->op_id, 200, body);
+        s = db_idem_complete_resource(c, t->so->merchant_id, t->so->op.op_id, status, body);
+    free(stored);
     free(body);
     return s;
 }
@@ -159,8 +185,7 @@ static void recover_op(const gw_stale_op_t *so)
     if (gw_op_complete(so->merchant_id, &so->op, &res, &state) != DB_OK ||
         !strcmp(state, "unknown"))
         return;
-    idem_done_t t = {.merchant_id = so->merchant_id, .op_id = so->op.op_id,
-                     .payment_id = so->payment_id};
+    idem_done_t t = {.so = so, .state = state, .res = &res};
     PC_IGNORE(db_txn_run(gw.db, DB_READ_COMMITTED, "op_idem_done", op_idem_txn, &t));
     log_json(LOG_INFO, "recovery finished a payment operation",
              json_pack("{s:s, s:s}", "operation", so->op.op_id, "state", state));

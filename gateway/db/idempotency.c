@@ -44,9 +44,15 @@ db_status_t db_idem_complete(db_conn_t *c, const char *merchant_id, const char *
     return s;
 }
 
+/* Operation keys only (op_, re_): the condition lets the planner use the
+ * partial index of migration 0012. */
+#define OP_RESOURCE                                                                                \
+    "merchant_id = $1 AND resource_id = $2 "                                                       \
+    "AND (resource_id LIKE 'op\\_%' OR resource_id LIKE 're\\_%')"
+
 DB_STMT(idem_complete_resource,
         "UPDATE gateway.idempotency_keys SET state = 'done', response_status = $3, "
-        "response_body = $4, updated_at = now() WHERE merchant_id = $1 AND resource_id = $2");
+        "response_body = $4, updated_at = now() WHERE " OP_RESOURCE);
 
 db_status_t db_idem_complete_resource(db_conn_t *c, const char *merchant_id,
                                       const char *resource_id, int status, const char *body)
@@ -59,6 +65,29 @@ db_status_t db_idem_complete_resource(db_conn_t *c, const char *merchant_id,
     db_param_text(&p, body);
     PGresult *r;
     db_status_t s = db_exec(c, &idem_complete_resource, &p, &r);
+    PQclear(r);
+    return s;
+}
+
+DB_STMT(idem_resource_body,
+        "SELECT COALESCE(response_body, '') FROM gateway.idempotency_keys WHERE " OP_RESOURCE);
+
+db_status_t db_idem_resource_body(db_conn_t *c, const char *merchant_id, const char *resource_id,
+                                  char **body)
+{
+    db_params_t p;
+    db_params_init(&p);
+    db_param_text(&p, merchant_id);
+    db_param_text(&p, resource_id);
+    PGresult *r;
+    *body = NULL;
+    db_status_t s = db_exec(c, &idem_resource_body, &p, &r);
+    if (s != DB_OK)
+        return s;
+    if (PQntuples(r) == 1 && !(*body = strdup(db_str(r, 0, 0))))
+        s = DB_ERROR;
+    else if (PQntuples(r) != 1)
+        s = DB_NOT_FOUND;
     PQclear(r);
     return s;
 }

@@ -171,9 +171,5 @@ enum MHD_Result handle_checkouts_review_post(gw_request_t *rq)
     s = gw_op_complete(rq->auth.merchant_id, &op, &res, &state);
     if (s != DB_OK)
         return gw_reply_db(rq, s);
-    if (!strcmp(state, "failed"))
-        return gw_op_answer_error(
-            rq, &k, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE : ERR_INVALID_STATE,
-            NULL, "The provider refused the operation; nothing changed.");
-    return reply_checkout(rq, &k, !strcmp(state, "unknown") ? 202 : 200);
+    return gw_op_answer_rendered(rq, &k, &op, state, &res, GW_OP_SHAPE_CHECKOUT);
 }

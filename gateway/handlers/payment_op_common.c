@@ -69,28 +69,6 @@ bool gw_op_idem_claim(gw_request_t *rq, const gw_idem_t *k, const char *resource
     return true;
 }
 
-static char *op_body(gw_request_t *rq, const gw_op_t *op, const char *state)
-{
-    char *payment = NULL;
-    db_conn_t *c = db_pool_acquire(gw.db);
-    db_status_t s = c ? db_payment_json(c, rq->auth.merchant_id, rq->params[0], &payment)
-                      : DB_UNAVAILABLE;
-    db_pool_release(c);
-    if (s != DB_OK)
-        return NULL;
-    if (op->kind != GW_OP_REFUND)
-        return payment;
-    json_t *p = json_loads(payment, JSON_PRESERVE_ORDER, NULL);
-    free(payment);
-    json_t *r = json_pack("{s:s, s:s, s:I, s:s, s:s, s:o}", "object", "refund", "id", op->op_id,
-                          "amount", (json_int_t)op->amount, "status",
-                          !strcmp(state, "unknown") ? "pending" : state, "payment_id",
-                          rq->params[0], "payment", p ? p : json_null());
-    char *out = json_dumps_compact(r);
-    json_decref(r);
-    return out;
-}
-
 enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
 {
     enum MHD_Result r;
@@ -129,16 +107,22 @@ enum MHD_Result gw_payment_op_handle(gw_request_t *rq, gw_op_kind_t kind)
     s = gw_op_complete(rq->auth.merchant_id, &op, &res, &state);
     if (s != DB_OK)
         return gw_reply_db(rq, s);
-    if (!strcmp(state, "failed")) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "The provider did not %s the payment (%s).", gw_op_kind_str(kind),
-                 res.reason[0] ? res.reason : prv_outcome_str(res.outcome));
-        return gw_op_answer_error(
-            rq, &k, res.outcome == PRV_UNAVAILABLE ? ERR_PROVIDERS_UNAVAILABLE : ERR_INVALID_STATE,
-            NULL, msg);
-    }
-    char *body = op_body(rq, &op, state);
-    if (!body)
-        return gw_reply_error(rq, ERR_INTERNAL, NULL, NULL);
-    return gw_op_answer(rq, &k, !strcmp(state, "unknown") ? 202 : 200, body);
+    return gw_op_answer_rendered(rq, &k, &op, state, &res,
+                                 kind == GW_OP_REFUND ? GW_OP_SHAPE_REFUND : GW_OP_SHAPE_PAYMENT);
+}
+
+enum MHD_Result gw_op_answer_rendered(gw_request_t *rq, const gw_idem_t *k, const gw_op_t *op,
+                                      const char *state, const prv_result_t *res,
+                                      gw_op_shape_t shape)
+{
+    int status = 0;
+    db_conn_t *c = db_pool_acquire(gw.db);
+    char *body = c ? gw_op_render(c, rq->auth.merchant_id,
+                                  shape == GW_OP_SHAPE_CHECKOUT ? NULL : rq->params[0], op, state,
+                                  res, shape, &status)
+                   : NULL;
+    db_pool_release(c);
+    if (!body) /* the outcome is recorded; a replay or GET tells it */
+        return gw_reply_error(rq, c ? ERR_INTERNAL : ERR_DATABASE_UNAVAILABLE, NULL, NULL);
+    return gw_op_answer(rq, k, status, body);
 }

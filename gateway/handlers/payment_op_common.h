@@ -15,5 +15,9 @@ bool gw_op_idem_claim(gw_request_t *rq, const gw_idem_t *k, const char *resource
 enum MHD_Result gw_op_answer(gw_request_t *rq, const gw_idem_t *k, int status, char *body);
 enum MHD_Result gw_op_answer_error(gw_request_t *rq, const gw_idem_t *k, err_code_t e,
                                    const char *param, const char *msg);
+/* Replies to a finished call with gw_op_render's answer, stored under k. */
+enum MHD_Result gw_op_answer_rendered(gw_request_t *rq, const gw_idem_t *k, const gw_op_t *op,
+                                      const char *state, const prv_result_t *res,
+                                      gw_op_shape_t shape);
 
 #endif

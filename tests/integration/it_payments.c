@@ -171,6 +171,15 @@ START_TEST(unknown_refund_stays_unknown_until_the_provider_answers)
                                 "id = '%s'",
                                 pay),
                      300);
+    /* the key now replays the final answer, still a refund object: the one
+     * renderer the request uses (a refusal would replay as the error) */
+    r = op(pay, "refunds", "{\"amount\":300}", "unk-1");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    ck_assert_str_eq(h_json_str(r.json, "object"), "refund");
+    ck_assert_str_eq(h_json_str(r.json, "id"), id);
+    ck_assert_str_eq(h_json_str(r.json, "status"), "succeeded");
+    ck_assert_int_eq(h_json_int(r.json, "payment.refunded_amount"), 300);
+    h_resp_free(&r);
     free(id);
     free(pay);
 }
