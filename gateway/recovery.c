@@ -53,7 +53,14 @@ static prv_result_t settle_attempt(const gw_stale_checkout_t *sc)
     if (gw_providers_get(sc->merchant_id, &ps) != DB_OK)
         return res;
     const prv_config_t *cfg = gw_providers_find(ps, sc->provider);
-    if (cfg) {
+    if (cfg && !prv_lookup_valid_at(cfg, sc->provider_ref, sc->attempt_age_s)) {
+        /* a replay now would be a new payment, not a look at the old one */
+        snprintf(res.reason, sizeof res.reason, "lookup_window_passed");
+        log_json(LOG_ERROR, "checkout needs manual reconciliation",
+                 json_pack("{s:s, s:s, s:s, s:I}", "checkout_id", sc->id, "provider", sc->provider,
+                           "attempt_key", sc->attempt_key, "attempt_age_s",
+                           (json_int_t)sc->attempt_age_s));
+    } else if (cfg) {
         prv_payment_t pay = {.merchant_id = sc->merchant_id, .payment_id = sc->payment_id,
                              .amount = sc->amount, .currency = sc->currency,
                              .brand = sc->brand[0] ? sc->brand : NULL,

@@ -200,6 +200,21 @@ static void payment_body(prv_buf_t *b, const prv_config_t *cfg, const prv_paymen
     prv_buf_put(b, "}");
 }
 
+/* Adyen answers a repeated Idempotency-Key with the first request's answer,
+ * whatever the repeat's body. The answer names its merchantReference (our
+ * key) and amount: one that names others is about another payment, and must
+ * not settle this one. Absent fields are not held against it. */
+static bool same_payment(const json_t *j, const prv_payment_t *pay, const char *key)
+{
+    const char *ref = prv_json_s(j, "merchantReference");
+    const json_t *amt = json_object_get(j, "amount");
+    int64_t value = 0;
+    const char *cur = prv_json_s(amt, "currency");
+    return (!ref || !strcmp(ref, key)) &&
+           (!prv_json_i64(amt, "value", &value) || value == pay->amount) &&
+           (!cur || !strcmp(cur, pay->currency));
+}
+
 static prv_result_t adyen_authorize(const prv_config_t *cfg, const prv_payment_t *pay,
                                     const prv_card_t *card, const char *key)
 {
@@ -217,7 +232,10 @@ static prv_result_t adyen_authorize(const prv_config_t *cfg, const prv_payment_t
         return r;
     if (rs.http_status == 200) {
         json_t *j = prv_json_body(&rs);
-        payment_result(j, pay->capture, pay->amount, &r);
+        if (same_payment(j, pay, key))
+            payment_result(j, pay->capture, pay->amount, &r);
+        else /* the key's first request was another payment: ours is unknown */
+            prv_result_set(&r, PRV_UNKNOWN, false, "idempotency_conflict", NULL);
         json_decref(j);
     } else if (!prv_http_generic(rs.http_status, &r)) {
         if (rs.http_status == 400 || rs.http_status == 422)
@@ -319,4 +337,5 @@ const prv_adapter_t prv_adapter_adyen = {
     .lookup = adyen_lookup,
     /* test: checkout-test.adyen.com; live: {prefix}-checkout-live.adyenpayments.com */
     .api_domains = "adyen.com adyenpayments.com",
+    .replay_valid_s = 30 * 86400, /* keys last at least 31 days */
 };

@@ -219,6 +219,16 @@ int prv_absent_after_s(const prv_config_t *cfg)
     return a ? a->absent_after_s : 0;
 }
 
+bool prv_lookup_valid_at(const prv_config_t *cfg, const char *provider_ref, int64_t age_s)
+{
+    const prv_adapter_t *a = cfg ? prv_adapter_find(cfg->type) : NULL;
+    if (!a || !a->replay_valid_s)
+        return a != NULL;
+    if (a->replay_only_without_ref && provider_ref && prv_ref_ok(provider_ref))
+        return true;
+    return age_s < a->replay_valid_s;
+}
+
 prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
                         const char *idempotency_key, const char *provider_ref,
                         const prv_card_t *card)

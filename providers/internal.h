@@ -34,6 +34,15 @@ typedef struct {
      * is only a search may not list a request the provider is still
      * processing. */
     int absent_after_s;
+    /* How long the provider keeps an idempotency key, where the lookup
+     * replays the original request under it (0 = the lookup is a read, good
+     * at any age). Past it a replay is a new request: Stripe would make a
+     * fresh intent and read it as "not charged" while the lost one may be
+     * paid; Adyen would authorize the card a second time. */
+    int64_t replay_valid_s;
+    /* ...and whether the replay happens only without the provider's own
+     * reference (Stripe reads an intent whose id it has). */
+    bool replay_only_without_ref;
     /* The provider's own API domains, space-separated: a base_url must be
      * https to one of them or a subdomain of one (plain http to loopback
      * passes too where outbound.allow_loopback_http allows it). The request

@@ -250,6 +250,12 @@ prv_result_t prv_refund(const prv_config_t *cfg, const char *provider_ref, int64
 /* How many seconds after an attempt a lookup's unavailable/not_found proves
  * it was not charged (0 = at once); see prv_adapter_t.absent_after_s. */
 int prv_absent_after_s(const prv_config_t *cfg);
+/* Whether a lookup of an attempt made age_s seconds ago can still tell the
+ * truth. Some lookups replay the original request under its idempotency
+ * key, which the provider keeps only so long (Stripe a day, Adyen a month);
+ * after that the replay is a new request. false: leave the attempt unknown,
+ * for a person to reconcile. */
+bool prv_lookup_valid_at(const prv_config_t *cfg, const char *provider_ref, int64_t age_s);
 prv_result_t prv_lookup(const prv_config_t *cfg, const prv_payment_t *pay,
                         const char *idempotency_key, const char *provider_ref,
                         const prv_card_t *card);

@@ -470,4 +470,6 @@ const prv_adapter_t prv_adapter_stripe = {
     .refund = stripe_refund,
     .lookup = stripe_lookup,
     .api_domains = "api.stripe.com",
+    .replay_valid_s = 23 * 3600, /* keys are pruned after 24 hours */
+    .replay_only_without_ref = true,
 };

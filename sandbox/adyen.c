@@ -3,7 +3,10 @@
  * X-API-Key and Idempotency-Key: a repeated key returns the first answer
  * without processing again (so a replayed payment is Adyen's way to learn
  * an unknown outcome, and stays truthful under faults); a key still being
- * processed or reused with another body is a 422 with errorCode 704. Test
+ * processed is a 422 with errorCode 704. As Adyen documents it, the key
+ * alone decides (it is unique per company account and valid 31 days): a
+ * retry gets the first attempt's answer even if its body differs, as a
+ * replay without the CVC, which was used up by the first attempt, does. Test
  * cards answer with Adyen's resultCode, refusalReason(Code) and
  * additionalData.refusalReasonRaw. Modifications answer "received". */
 #include "sandbox/sandbox.h"
@@ -243,7 +246,7 @@ static enum MHD_Result handle(sbx_req_t *rq)
             out_t e = error(422, "702", "Idempotency-Key longer than 64 characters", "validation");
             return sbx_reply_json(rq, e.status, e.body);
         }
-        char *fp = str_printf("%s %s", rq->path, rq->body);
+        char *fp = str_printf("%s", rq->path); /* the key decides, not the body */
         unsigned st = 0;
         char *stored = NULL;
         sbx_idem_t r = sbx_idem_begin(key, fp, &st, &stored);

@@ -315,6 +315,64 @@ static void *checkout_thread(void *arg)
     return NULL;
 }
 
+static bool log_has(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, text) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void age_attempts(const char *checkout_id, const char *age)
+{
+    free(h_sql(st->db,
+               "UPDATE gateway.payment_attempts SET created_at = now() - interval '%s' WHERE "
+               "payment_id = (SELECT payment_id FROM gateway.checkouts WHERE id = '%s') "
+               "RETURNING 1",
+               age, checkout_id));
+}
+
+/* Adyen's lookup replays the authorization under its idempotency key, which
+ * Adyen keeps for a month (Stripe's, without the intent's id, a day). Past
+ * that a replay is a new authorization, so recovery leaves the attempt
+ * unknown, for a person, and says so; younger, the same lookup settles it. */
+START_TEST(a_lookup_the_provider_can_no_longer_answer_is_left_to_a_person)
+{
+    long charges = h_stack_charges(st, NULL);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"down\"}");
+    h_sandbox_faults(st->adyen, "{\"mode\":\"latency\",\"latency_ms\":14000}");
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    h_sandbox_faults(st->stripe, "{\"mode\":\"none\"}");
+    ck_assert_msg(r.status == 202, "%ld %s", r.status, r.body);
+    char *id = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    age_attempts(id, "31 days");
+    char log[1100];
+    snprintf(log, sizeof log, "%.1000s", st->gw[0]->proc->log);
+    char *dot = strrchr(log, '.');
+    if (dot) /* gatewayd-0.out is stdout; its JSON log is gatewayd-0.log */
+        snprintf(dot, sizeof log - (size_t)(dot - log), ".log");
+    for (int i = 0; i < 400 && !log_has(log, "needs manual reconciliation"); i++)
+        usleep(100 * 1000);
+    ck_assert_msg(log_has(log, "needs manual reconciliation"), "%s", log);
+    h_sandbox_faults(st->adyen, "{\"mode\":\"none\"}");
+    usleep(1500 * 1000);
+    ck_assert_int_eq(h_sql_long(st->db,
+                                "SELECT count(*) FROM gateway.checkouts WHERE id = '%s' AND "
+                                "status = 'processing'",
+                                id),
+                     1);
+    age_attempts(id, "1 second");
+    ck_assert(h_wait_until(settled, id, 60000));
+    ck_assert_int_le(h_stack_charges(st, NULL) - charges, 1);
+    free(id);
+}
+END_TEST
+
 static bool finished(void *cls)
 {
     return h_sql_long(st->db,
@@ -635,6 +693,7 @@ int main(void)
     tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
     tcase_add_test(tc, a_commit_refused_with_429_is_retried_until_it_lands);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
+    tcase_add_test(tc, a_lookup_the_provider_can_no_longer_answer_is_left_to_a_person);
     tcase_add_test(tc, a_checkout_killed_before_paying_is_failed_without_a_provider_call);
     suite_add_tcase(s, tc);
     return h_run_suite(s);

@@ -415,6 +415,26 @@ START_TEST(provider_codes_are_kept_only_when_they_look_like_codes)
 }
 END_TEST
 
+START_TEST(lookups_that_replay_expire_with_the_providers_keys)
+{
+    prv_config_t stripe, adyen, cko;
+    config(&stripe, "s", "stripe", 1, 100, NULL);
+    config(&adyen, "a", "adyen", 1, 100, NULL);
+    config(&cko, "c", "checkout", 1, 100, NULL);
+    const int64_t h = 3600, d = 86400;
+    /* Stripe: without the intent's id the lookup replays the create */
+    ck_assert(prv_lookup_valid_at(&stripe, "", 22 * h));
+    ck_assert(!prv_lookup_valid_at(&stripe, "", 23 * h));
+    ck_assert(!prv_lookup_valid_at(&stripe, NULL, 30 * d));
+    ck_assert(prv_lookup_valid_at(&stripe, "pi_123", 30 * d)); /* a read */
+    /* Adyen's lookup is always a replay of the authorization */
+    ck_assert(prv_lookup_valid_at(&adyen, "", 29 * d));
+    ck_assert(!prv_lookup_valid_at(&adyen, "8535296650153317", 31 * d));
+    /* Checkout.com's is a search */
+    ck_assert(prv_lookup_valid_at(&cko, "", 365 * d));
+}
+END_TEST
+
 int main(void)
 {
     h_init("test_providers_routing");
@@ -429,6 +449,7 @@ int main(void)
     tcase_add_test(tc, equal_priorities_split_volume_by_weight_within_5_percent);
     tcase_add_test(tc, attempt_keys_are_stable_distinct_and_bounded);
     tcase_add_test(tc, provider_codes_are_kept_only_when_they_look_like_codes);
+    tcase_add_test(tc, lookups_that_replay_expire_with_the_providers_keys);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
