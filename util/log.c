@@ -56,12 +56,23 @@ static bool is_digit(char c)
 
 #define MASK_RUN_MAX 64
 
-/* Reads a run of digits starting at s[i], where a single space or dash may
- * stand between two digits ("4242 4242 ...", "4242-4242-..."); records the
- * digits' positions (up to MASK_RUN_MAX) and returns the index after it. */
+/* The width of a separator at s[j] that may stand between two digits of a
+ * card number as people and forms write it: a space, a dash, or a space
+ * URL-encoded ('+', "%20"); 0 if none. Dots are not taken: an IPv4 address
+ * would read as a 12-digit run. */
+static size_t separator(const char *s, size_t len, size_t j)
+{
+    if (s[j] == ' ' || s[j] == '-' || s[j] == '+')
+        return 1;
+    return j + 2 < len && s[j] == '%' && s[j + 1] == '2' && s[j + 2] == '0' ? 3 : 0;
+}
+
+/* Reads a run of digits starting at s[i], where one separator may stand
+ * between two digits ("4242 4242 ...", "4242-4242-...", "4242+4242..."); records
+ * the digits' positions (up to MASK_RUN_MAX) and returns the index after it. */
 static size_t digit_run(const char *s, size_t len, size_t i, size_t *pos, size_t *n)
 {
-    size_t j = i;
+    size_t j = i, w;
     *n = 0;
     while (j < len) {
         if (is_digit(s[j])) {
@@ -69,8 +80,8 @@ static size_t digit_run(const char *s, size_t len, size_t i, size_t *pos, size_t
                 pos[*n] = j;
             (*n)++;
             j++;
-        } else if ((s[j] == ' ' || s[j] == '-') && j > i && j + 1 < len && is_digit(s[j + 1])) {
-            j++;
+        } else if (j > i && (w = separator(s, len, j)) && j + w < len && is_digit(s[j + w])) {
+            j += w;
         } else {
             break;
         }
@@ -106,8 +117,12 @@ size_t log_mask_pans(char *s, size_t len)
             if (hit)
                 mask_window(s, pos, 0, n);
         } else if (n > 19) {
-            if (n > MASK_RUN_MAX)
+            /* beyond the positions kept, scan again from the last 18 kept
+             * digits on, so a number straddling the limit is still seen */
+            if (n > MASK_RUN_MAX) {
                 n = MASK_RUN_MAX;
+                j = pos[MASK_RUN_MAX - 18];
+            }
             for (size_t a = 0; a + 12 <= n; a++)
                 for (size_t w = 12; w <= 19 && a + w <= n; w++)
                     if (luhn_ok(s, pos + a, w)) {
@@ -166,14 +181,16 @@ void log_json(log_level_t lvl, const char *msg, json_t *fields)
     json_decref(o);
     if (!line)
         return;
-    /* room for the newline written in place of the terminator */
-    char *buf = realloc(line, strlen(line) + 2);
+    /* masked before the realloc, which may leave the old block behind;
+     * room for the newline written in place of the terminator */
+    log_mask_pans(line, strlen(line));
+    char *buf = wipe_realloc(line, strlen(line) + 2);
     if (!buf) {
-        free(line);
+        wipe_free(line);
         return;
     }
     write_line(buf);
-    free(buf);
+    wipe_free(buf);
 }
 
 void log_msg(log_level_t lvl, const char *fmt, ...)

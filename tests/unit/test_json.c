@@ -120,6 +120,20 @@ START_TEST(log_masks_card_numbers)
     /* a sentence with numbers is not one run */
     char words[] = "3 items - 1299 each";
     ck_assert_uint_eq(log_mask_pans(words, strlen(words)), 0);
+    /* spaces as a form or a URL encodes them */
+    char encoded[] = "number=4242+4242+4242+4242&x=4000%200000%200000%200002";
+    ck_assert_uint_eq(log_mask_pans(encoded, strlen(encoded)), 2);
+    ck_assert_ptr_nonnull(strstr(encoded, "4242+42**+****+4242"));
+    ck_assert_ptr_nonnull(strstr(encoded, "4000%2000**%20****%200002"));
+    /* an IPv4 address is no card number, even when its digits pass Luhn */
+    char ip[] = "client 192.168.100.209"; /* 192168100209 is Luhn-valid */
+    ck_assert_uint_eq(log_mask_pans(ip, strlen(ip)), 0);
+    /* a number past the first 64 digits of a long run is still found */
+    char longrun[160];
+    snprintf(longrun, sizeof longrun, "%s 4242424242424242",
+             "1111111111111111111111111111111111111111111111111111111111111111");
+    ck_assert_uint_ge(log_mask_pans(longrun, strlen(longrun)), 1);
+    ck_assert_ptr_null(strstr(longrun, "4242424242424242"));
 }
 END_TEST
 
