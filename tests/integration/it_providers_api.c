@@ -114,8 +114,17 @@ END_TEST
 
 START_TEST(routing_rules_choose_the_provider)
 {
-    h_resp_t r = put("/v1/routing", "{\"rules\":[{\"if\":{\"currency\":\"EUR\"},\"providers\":"
-                                    "[\"nosuch\"]}],\"default\":[\"stripe\"]}");
+    /* none stored yet: what GET shows can be PUT back as it is */
+    h_resp_t r = h_get(st->gw[0], "/v1/routing", st->m.sk);
+    ck_assert_int_eq(r.status, 200);
+    char *none = json_dumps(json_object_get(r.json, "routing"), JSON_COMPACT);
+    h_resp_free(&r);
+    r = put("/v1/routing", none);
+    ck_assert_msg(r.status == 200, "PUT %s: %ld %s", none, r.status, r.body);
+    h_resp_free(&r);
+    free(none);
+    r = put("/v1/routing", "{\"rules\":[{\"if\":{\"currency\":\"EUR\"},\"providers\":"
+                           "[\"nosuch\"]}],\"default\":[\"stripe\"]}");
     h_assert_error(&r, 400, ERR_PARAMETER_INVALID);
     ck_assert_str_eq(h_json_str(r.json, "error.param"), "rules[0].providers[0]");
     h_resp_free(&r);
