@@ -236,6 +236,40 @@ START_TEST(retire_is_refused_while_old_records_remain)
 }
 END_TEST
 
+/* A reload that meets a data key it cannot unwrap (a damaged or foreign
+ * row) must leave the keys in use as they were: unwrapping in place would
+ * zero the current key, and vaultd would then seal new cards under zeros. */
+START_TEST(a_key_ring_that_does_not_load_leaves_the_keys_in_use_intact)
+{
+    vault_client_config_t c = {.socket_path = vlt->socket, .pool_size = 1, .timeout_ms = 30000};
+    vault_client_t *vc = vault_client_new(&c);
+    vault_card_meta_t a, b;
+    ck_assert_int_eq(vault_tokenize(vc, "mer_rot", "4242424242424242", 1, 2031, NULL, NULL, &a),
+                     VAULT_OK);
+    ck_assert_int_eq(vault_tokenize(vc, "mer_rot", "5555555555554444", 1, 2031, NULL, NULL, &b),
+                     VAULT_OK);
+    /* the current key's row damaged, and a card claiming a newer version,
+     * whose detokenize makes vaultd reload the ring */
+    free(h_sql(db, "UPDATE vault.data_keys SET wrapped = overlay(wrapped placing "
+                   "'\\x00'::bytea from 40 for 1) WHERE version = 1 RETURNING 1"));
+    free(h_sql(db, "UPDATE vault.cards SET key_version = 999 WHERE token = '%s' RETURNING 1",
+               b.token));
+    vault_card_t *card = NULL;
+    ck_assert_int_ne(vault_detokenize(vc, "mer_rot", b.token, "lookup", &card), VAULT_OK);
+    /* the card sealed before still opens, and so does one sealed after */
+    ck_assert_int_eq(vault_detokenize(vc, "mer_rot", a.token, "lookup", &card), VAULT_OK);
+    ck_assert_str_eq(card->pan, "4242424242424242");
+    vault_card_free(card);
+    vault_card_meta_t n;
+    ck_assert_int_eq(vault_tokenize(vc, "mer_rot", "4000056655665556", 1, 2031, NULL, NULL, &n),
+                     VAULT_OK);
+    ck_assert_int_eq(vault_detokenize(vc, "mer_rot", n.token, "lookup", &card), VAULT_OK);
+    ck_assert_str_eq(card->pan, "4000056655665556");
+    vault_card_free(card);
+    vault_client_free(vc);
+}
+END_TEST
+
 static void setup(void)
 {
     db = h_db_create();
@@ -258,6 +292,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, rotate_rewrap_and_retire_under_load_lose_nothing);
     tcase_add_test(tc, retire_is_refused_while_old_records_remain);
+    tcase_add_test(tc, a_key_ring_that_does_not_load_leaves_the_keys_in_use_intact);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }

@@ -56,26 +56,25 @@ static void keys_writable(bool w)
         sodium_mprotect_readonly(kr.k);
 }
 
-/* Replaces the ring with what the database holds. Caller holds the write
- * lock (or is alone at start-up). */
-static bool install(const vdb_keyring_t *ring, char *err, size_t errlen)
+/* Unwraps everything the database holds into `into` (a scratch ring);
+ * false, with err set, at the first key that does not unwrap. */
+static bool unwrap_all(const vdb_keyring_t *ring, kr_keys_t *into, bool have[KR_MAX], char *err,
+                       size_t errlen)
 {
     bool ok = true;
-    keys_writable(true);
     kek_open();
     if (!kr.fixed_loaded &&
-        (!seal_key_unwrap(kr.kek, "fingerprint", 0, ring->fp_wrapped, ring->fp_len, kr.k->fp) ||
+        (!seal_key_unwrap(kr.kek, "fingerprint", 0, ring->fp_wrapped, ring->fp_len, into->fp) ||
          !seal_key_unwrap(kr.kek, "secrets", 0, ring->secrets_wrapped, ring->secrets_len,
-                          kr.k->secrets))) {
+                          into->secrets))) {
         snprintf(err, errlen, "the KEK does not unwrap the vault's keys (wrong KEK file?)");
         ok = false;
     }
-    bool have[KR_MAX] = {false};
     for (int i = 0; ok && i < ring->nkeys; i++) {
         int v = ring->versions[i];
         if (v <= 0 || v >= KR_MAX ||
             !seal_key_unwrap(kr.kek, "data", (uint32_t)v, ring->wrapped[i], ring->wrapped_len[i],
-                             kr.k->data[v])) {
+                             into->data[v])) {
             snprintf(err, errlen, "the KEK does not unwrap data key version %d", v);
             ok = false;
         } else {
@@ -87,16 +86,42 @@ static bool install(const vdb_keyring_t *ring, char *err, size_t errlen)
         snprintf(err, errlen, "current data key version %d is missing", ring->current);
         ok = false;
     }
+    return ok;
+}
+
+/* Replaces the ring with what the database holds, all or nothing: keys are
+ * unwrapped into a scratch ring first, because a failed unwrap zeroes its
+ * output, and a live slot zeroed that way would seal new cards under a key
+ * of zeros. A ring that does not load (a damaged or foreign row) leaves the
+ * keys in use as they were. Caller holds the write lock (or is alone at
+ * start-up). */
+static bool install(const vdb_keyring_t *ring, char *err, size_t errlen)
+{
+    kr_keys_t *tmp = sodium_malloc(sizeof *tmp);
+    if (!tmp) {
+        snprintf(err, errlen, "out of guarded memory");
+        return false;
+    }
+    bool have[KR_MAX] = {false};
+    bool ok = unwrap_all(ring, tmp, have, err, errlen);
     if (ok) {
+        keys_writable(true);
         for (int v = 0; v < KR_MAX; v++)
-            if (!have[v])
+            if (have[v])
+                memcpy(kr.k->data[v], tmp->data[v], SEAL_KEY);
+            else
                 sodium_memzero(kr.k->data[v], SEAL_KEY);
+        if (!kr.fixed_loaded) {
+            memcpy(kr.k->fp, tmp->fp, SEAL_KEY);
+            memcpy(kr.k->secrets, tmp->secrets, SEAL_KEY);
+        }
+        keys_writable(false);
         memcpy(kr.have, have, sizeof have);
         kr.current = ring->current;
         kr.min = ring->min;
         kr.fixed_loaded = true;
     }
-    keys_writable(false);
+    sodium_free(tmp); /* wipes it */
     return ok;
 }
 
