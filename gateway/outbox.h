@@ -15,6 +15,7 @@ typedef struct {
     char endpoint_id[72];
     char *target; /* webhook URL or reservation id */
     int attempts;
+    int64_t lease; /* the claim's leased_until, in epoch microseconds */
     bool too_old;
     char *ev_type;
     char ev_created[32]; /* RFC 3339 UTC, like every time in the API */
@@ -32,6 +33,10 @@ typedef struct {
  * recorded by then. */
 db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int lease_s,
                             outbox_item_t **items, int *n) PC_WUR;
+/* Records the deliveries' results, each only if its row is still pending
+ * under this claim's lease: a dispatcher that overran its lease (the row
+ * claimed again meanwhile) or a row given up meanwhile (its endpoint
+ * disabled) records nothing. */
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n) PC_WUR;
 /* The checkout (and its merchant) that holds a reservation id. */
 db_status_t db_outbox_reservation_owner(db_conn_t *c, const char *reservation_id,

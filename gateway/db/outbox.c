@@ -25,7 +25,8 @@ DB_STMT(outbox_claim,
         " (o.created_at < now() - make_interval(secs => $2::bigint)), "
         " ev.type, to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         " ev.data::text, w.secret_sealed, "
-        " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END "
+        " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END, "
+        " (extract(epoch FROM o.leased_until) * 1000000)::bigint "
         "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
         "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = "
@@ -72,6 +73,7 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
         it[i].ev_data = dup_or_null(r, i, 10);
         it[i].secret_sealed = dup_or_null(r, i, 11);
         it[i].previous_sealed = dup_or_null(r, i, 12);
+        it[i].lease = db_i64(r, i, 13);
     }
     PQclear(r);
     *items = it;
@@ -81,14 +83,17 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
 
 DB_STMT(outbox_results,
         "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
-        " $4::text[]) AS v(id, state, delay, err)), "
+        " $4::text[], $5::bigint[]) AS v(id, state, delay, err, lease)), "
         "upd AS (UPDATE gateway.outbox o SET state = v.state, leased_until = NULL, "
         " last_error = CASE WHEN v.delay < 0 THEN o.last_error ELSE v.err END, "
         " attempts = o.attempts + CASE WHEN v.delay < 0 THEN 0 ELSE 1 END, "
-        " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => GREATEST(v.delay, 0)) "
+        " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => "
+        "GREATEST(v.delay, 0)) "
         "   ELSE o.next_attempt_at END, "
         " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END "
-        " FROM v WHERE o.id = v.id RETURNING o.kind, o.target, o.state) "
+        " FROM v WHERE o.id = v.id AND o.state = 'pending' "
+        "  AND (extract(epoch FROM o.leased_until) * 1000000)::bigint = v.lease "
+        " RETURNING o.kind, o.target, o.state) "
         "UPDATE gateway.checkouts c SET reservation_state = CASE upd.kind "
         "  WHEN 'inventory_commit' THEN 'committed' ELSE 'released' END, updated_at = now() "
         "FROM upd WHERE upd.state = 'delivered' AND upd.kind <> 'event' "
@@ -97,10 +102,12 @@ DB_STMT(outbox_results,
 db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
 {
     char **ids = calloc((size_t)n, sizeof *ids), **delays = calloc((size_t)n, sizeof *delays);
+    char **leases = calloc((size_t)n, sizeof *leases);
     const char **states = calloc((size_t)n, sizeof *states), **errs = calloc((size_t)n, sizeof *errs);
     for (int i = 0; i < n; i++) {
         ids[i] = str_printf("%lld", (long long)items[i].id);
         delays[i] = str_printf("%.3f", items[i].retry_in_s);
+        leases[i] = str_printf("%lld", (long long)items[i].lease);
         states[i] = items[i].result == OUTBOX_DELIVERED ? "delivered"
                     : items[i].result == OUTBOX_FAILED  ? "failed"
                                                         : "pending";
@@ -110,27 +117,32 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     char *a2 = db_text_array(states, n);
     char *a3 = db_text_array((const char *const *)delays, n);
     char *a4 = db_text_array(errs, n);
+    char *a5 = db_text_array((const char *const *)leases, n);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, a1);
     db_param_text(&p, a2);
     db_param_text(&p, a3);
     db_param_text(&p, a4);
+    db_param_text(&p, a5);
     PGresult *r;
     db_status_t s = db_exec(c, &outbox_results, &p, &r);
     PQclear(r);
     for (int i = 0; i < n; i++) {
         free(ids[i]);
         free(delays[i]);
+        free(leases[i]);
     }
     free(ids);
     free(delays);
+    free(leases);
     free(states);
     free(errs);
     free(a1);
     free(a2);
     free(a3);
     free(a4);
+    free(a5);
     return s;
 }
 

@@ -324,6 +324,14 @@ START_TEST(a_receiver_that_never_answers_holds_no_transaction)
     ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE endpoint_id = "
                                         "'hangs' AND state = 'pending'"),
                      0);
+    /* and the delivery still in flight then, once it times out, does not
+     * put its row back in the queue */
+    for (int i = 0; i < 120; i++) {
+        ck_assert_int_eq(h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE "
+                                            "endpoint_id = 'hangs' AND state = 'pending'"),
+                         0);
+        usleep(100 * 1000);
+    }
     close(fd);
     free(chk);
 }
