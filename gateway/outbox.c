@@ -286,13 +286,34 @@ static void out_of_stock(outbox_item_t *it, const char *checkout_id, json_t *sho
 
 /* A paid order's commit refused because its reservation ended (inventory
  * down past the reservation's TTL, a checkout settled late by recovery):
- * the stock is taken again under a reservation derived from the first and
- * this delivery's attempt number, then committed. A dispatcher that dies in
- * between retries the same attempt number, so the same reservation (PUT is
- * idempotent by id); one that gave up mid-way leaves a reservation that
- * expires on its own. When the stock is gone, the order cannot be served
- * from stock: the row fails and order.out_of_stock tells the platform,
- * whose call a refund or a backorder is. */
+ * the stock is taken again under a reservation derived from the first, then
+ * committed. The new id must be the same on every retry, whatever the
+ * attempt: a retry whose earlier reserve or commit went through but whose
+ * answer was lost must find that reservation again (PUT is idempotent by
+ * id, a committed one answers as such, and committing it again is a no-op),
+ * or the order would take its stock twice. So the ids are tried in a fixed
+ * order, <first>-c1, -c2...: one that is closed (expired or released before
+ * its commit) is passed over for the next, the first live or committed one
+ * is committed. When the stock is gone, the order cannot be served from
+ * stock: the row fails and order.out_of_stock tells the platform, whose call
+ * a refund or a backorder is. */
+#define RECLAIM_IDS 8
+
+static plat_status_t reserve_again(const char *target, const json_t *items, char *rid, size_t cap,
+                                   json_t **short_lines)
+{
+    plat_status_t st = PLAT_UNAVAILABLE;
+    for (int k = 1; k <= RECLAIM_IDS; k++) {
+        snprintf(rid, cap, "%s-c%d", target, k);
+        st = gw_inventory_reserve(rid, items, (int)gw_cfg.reservation_ttl_s, short_lines);
+        if (st != PLAT_REJECTED || json_array_size(*short_lines) > 0)
+            return st;             /* reserved (or replayed), unavailable, or short */
+        json_decref(*short_lines); /* closed: the next id */
+        *short_lines = NULL;
+    }
+    return st;
+}
+
 static void reclaim(outbox_item_t *it)
 {
     char checkout_id[IDS_MAX] = "", rid[256];
@@ -309,21 +330,27 @@ static void reclaim(outbox_item_t *it)
         snprintf(it->error, sizeof it->error, "inventory refused commit; no order holds it");
         return;
     }
-    snprintf(rid, sizeof rid, "%s-c%d", it->target, it->attempts);
-    plat_status_t st =
-        gw_inventory_reserve(rid, items, (int)gw_cfg.reservation_ttl_s, &short_lines);
+    plat_status_t st = reserve_again(it->target, items, rid, sizeof rid, &short_lines);
     json_decref(items);
     long http = 0;
-    if (st == PLAT_OK)
-        st = gw_inventory_finish(rid, true, &http);
+    if (st == PLAT_OK && (st = gw_inventory_finish(rid, true, &http)) == PLAT_REJECTED &&
+        (http == 408 || http == 429))
+        st = PLAT_UNAVAILABLE; /* "not now": the same id next time */
     if (st == PLAT_OK) {
         it->result = OUTBOX_DELIVERED;
         atomic_fetch_add(&reclaimed, 1);
         log_json(LOG_WARN, "a paid order's reservation had ended; its stock was taken again",
                  json_pack("{s:s, s:s, s:s}", "checkout_id", checkout_id, "reservation_id",
                            it->target, "new_reservation_id", rid));
-    } else if (st == PLAT_REJECTED && short_lines) {
+    } else if (st == PLAT_REJECTED && json_array_size(short_lines) > 0) {
         out_of_stock(it, checkout_id, short_lines);
+    } else if (st == PLAT_REJECTED && !short_lines) {
+        /* every id closed, or the new reservation refused its commit */
+        it->result = OUTBOX_FAILED;
+        snprintf(it->error, sizeof it->error, "reservation ended; taking the stock again refused");
+        log_json(LOG_ERROR, "a paid order's stock could not be taken again",
+                 json_pack("{s:s, s:s, s:s}", "checkout_id", checkout_id, "reservation_id",
+                           it->target, "last_reservation_id", rid));
     } else {
         snprintf(it->error, sizeof it->error, "reservation ended; taking the stock again: %s",
                  st == PLAT_REJECTED ? "refused" : "inventory unavailable");

@@ -594,6 +594,51 @@ START_TEST(a_commit_after_the_reservation_ended_takes_the_stock_again)
 }
 END_TEST
 
+/* An earlier try of the commit took the stock again under <first>-c1 and
+ * committed it, but its answer was lost; then inventory went down. */
+static void reclaimed_but_answer_lost(void)
+{
+    char *rid = h_sql(st->db, "SELECT reservation_id FROM gateway.checkouts WHERE status = "
+                              "'pending' ORDER BY created_at DESC LIMIT 1");
+    ck_assert_ptr_nonnull(rid);
+    char again[300];
+    snprintf(again, sizeof again, "%s-c1", rid);
+    h_resp_t r = inventory("PUT", again,
+                           "{\"items\":[{\"sku\":\"SKU-TEAPOT\",\"quantity\":1}],"
+                           "\"ttl_seconds\":600}");
+    ck_assert_msg(r.status == 201, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    char path[320];
+    snprintf(path, sizeof path, "%s/commit", again);
+    r = inventory("POST", path, "{}");
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    h_resp_free(&r);
+    h_sandbox_faults(st->inventory, "{\"mode\":\"down\"}");
+    free(rid);
+}
+
+static bool commit_tried(void *cls)
+{
+    return commit_rows(cls, "o.attempts >= 1") == 1;
+}
+
+/* The stock taken again for an order is found again on every later try,
+ * whatever the try's number: a retry after a lost answer commits the same
+ * reservation, and the order's stock is committed once, not twice. */
+START_TEST(a_commit_retried_after_a_lost_answer_takes_the_stock_once)
+{
+    long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    char *id = paid_while(true, reclaimed_but_answer_lost);
+    ck_assert(h_wait_until(commit_tried, id, 15000)); /* a try while inventory is down */
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(commit_rows(id, "o.state = 'delivered'"), 1);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
+    ck_assert(reservation_committed(id));
+    free(id);
+}
+END_TEST
+
 static int nblockers;
 
 /* someone else buys every TEAPOT left while the order is being paid */
@@ -690,6 +735,7 @@ int main(void)
     tcase_add_test(tc, a_publishable_key_reads_only_the_checkouts_it_made);
     tcase_add_test(tc, authorize_only_then_capture_partially);
     tcase_add_test(tc, a_commit_after_the_reservation_ended_takes_the_stock_again);
+    tcase_add_test(tc, a_commit_retried_after_a_lost_answer_takes_the_stock_once);
     tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
     tcase_add_test(tc, a_commit_refused_with_429_is_retried_until_it_lands);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
