@@ -26,8 +26,26 @@ struct vio_tls_conf {
 struct vio {
     int fd;
     mbedtls_ssl_context *ssl;
-    int timeout_ms; /* current SO_RCVTIMEO / SO_SNDTIMEO */
+    int timeout_ms;      /* current SO_RCVTIMEO / SO_SNDTIMEO */
+    int64_t deadline_us; /* while set, what must arrive by then (monotonic); 0 = none */
 };
+
+/* A deadline for a whole exchange (a handshake, the rest of a frame), not
+ * for each recv: SO_RCVTIMEO restarts with every byte, so a peer dripping one
+ * byte at a time could hold a connection, and vaultd's thread, for hours.
+ * Before each recv the socket timeout is cut to what is left; false once
+ * nothing is. */
+static bool deadline_arm(vio_t *v)
+{
+    if (!v->deadline_us)
+        return true;
+    int64_t left_ms = (v->deadline_us - time_mono_us()) / 1000;
+    if (left_ms <= 0)
+        return false;
+    if (left_ms < v->timeout_ms || v->timeout_ms <= 0)
+        vio_set_timeout(v, (int)left_ms);
+    return true;
+}
 
 /* ECDHE + AEAD only: forward secrecy and no CBC padding oracles. */
 static const int suites[] = {
@@ -136,6 +154,8 @@ static int bio_send(void *ctx, const unsigned char *buf, size_t len)
 static int bio_recv(void *ctx, unsigned char *buf, size_t len)
 {
     vio_t *v = ctx;
+    if (!deadline_arm(v))
+        return MBEDTLS_ERR_SSL_TIMEOUT;
     ssize_t n = recv(v->fd, buf, len, 0);
     if (n > 0)
         return (int)n;
@@ -185,6 +205,7 @@ vio_t *vio_open(int fd, vio_tls_conf_t *tls, const char *hostname, int timeout_m
         return NULL;
     }
     mbedtls_ssl_set_bio(v->ssl, v, bio_send, bio_recv, NULL);
+    v->deadline_us = timeout_ms > 0 ? time_mono_us() + (int64_t)timeout_ms * 1000 : 0;
     while ((rc = mbedtls_ssl_handshake(v->ssl)) != 0) {
         if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
             continue;
@@ -200,6 +221,8 @@ vio_t *vio_open(int fd, vio_tls_conf_t *tls, const char *hostname, int timeout_m
         vio_close(v);
         return NULL;
     }
+    v->deadline_us = 0;
+    vio_set_timeout(v, timeout_ms);
     return v;
 }
 
@@ -292,6 +315,8 @@ static vio_status_t read_some(vio_t *v, uint8_t *buf, size_t cap, size_t *got)
                 return VIO_EOF;
             return VIO_ERROR;
         }
+        if (!deadline_arm(v))
+            return VIO_TIMEOUT;
         ssize_t n = recv(v->fd, buf, cap, 0);
         if (n > 0) {
             *got = (size_t)n;
@@ -323,14 +348,15 @@ vio_status_t vio_read_frame(vio_t *v, uint8_t *buf, size_t cap, size_t *have, si
         }
         if (*have >= need)
             break;
-        if (*have > 0)
-            vio_set_timeout(v, rest_timeout_ms); /* the frame has begun */
+        if (*have > 0 && rest_timeout_ms > 0 && !v->deadline_us) /* the frame has begun */
+            v->deadline_us = time_mono_us() + (int64_t)rest_timeout_ms * 1000;
         size_t got = 0;
         s = read_some(v, buf + *have, cap - *have, &got);
         if (s != VIO_OK)
             break;
         *have += got;
     }
+    v->deadline_us = 0;
     vio_set_timeout(v, idle_ms);
     if (s == VIO_OK)
         *frame = need;

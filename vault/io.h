@@ -41,8 +41,9 @@ vio_status_t vio_write_all(vio_t *v, const void *buf, size_t len) PC_WUR;
 /* Reads until buf (cap bytes, at least a maximal frame) holds one whole
  * frame: *have is how many bytes buf already holds (input that arrived
  * with the previous frame), *frame the whole frame's size once VIO_OK.
- * Once a frame has begun, the rest must come within rest_timeout_ms (0 =
- * the current timeout). VIO_TOO_LARGE: the length prefix is invalid. */
+ * Once a frame has begun, the rest must come within rest_timeout_ms in all
+ * (0 = no limit but the current timeout per read). VIO_TOO_LARGE: the
+ * length prefix is invalid. */
 vio_status_t vio_read_frame(vio_t *v, uint8_t *buf, size_t cap, size_t *have, size_t *frame,
                             int rest_timeout_ms) PC_WUR;
 /* True when a read would not block: data, EOF or an error is waiting (used

@@ -11,6 +11,10 @@
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -320,6 +324,57 @@ START_TEST(mtls_clients_without_a_valid_certificate_are_refused)
 }
 END_TEST
 
+/* Sends `first`, then one byte a second; the seconds until vaultd closes
+ * the connection (-1 if it is still open after 30). */
+static int drip_until_closed(int fd, const unsigned char *first, size_t n)
+{
+    ck_assert_int_eq(send(fd, first, n, MSG_NOSIGNAL), (ssize_t)n);
+    for (int sec = 1; sec <= 30; sec++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 1000) > 0) {
+            unsigned char b[256];
+            if (recv(fd, b, sizeof b, MSG_DONTWAIT) <= 0)
+                return sec;
+        }
+        if (send(fd, "\x01", 1, MSG_NOSIGNAL) < 0)
+            return sec;
+    }
+    return -1;
+}
+
+/* A peer that starts a frame (or, over TCP, a TLS handshake, before any
+ * certificate is seen) and then sends a byte a second cannot hold the
+ * connection, and a vaultd thread, past the frame timeout (10 s) in all:
+ * each byte arriving does not start the clock again. */
+START_TEST(a_peer_dripping_bytes_is_cut_off_at_the_frame_timeout)
+{
+    h_vault_t *v = tls_vault();
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", v->socket);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    static const unsigned char hdr[] = {0, 0, 0x10, 0}; /* a frame of 4096 bytes */
+    int secs = drip_until_closed(fd, hdr, sizeof hdr);
+    close(fd);
+    ck_assert_msg(secs > 0 && secs <= 14, "unix socket held %d s", secs);
+
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in t = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)v->tls_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&t, sizeof t), 0);
+    static const unsigned char rec[] = {0x16, 0x03, 0x01, 0x3f, 0xf0}; /* a 16 KB handshake */
+    secs = drip_until_closed(fd, rec, sizeof rec);
+    close(fd);
+    ck_assert_msg(secs > 0 && secs <= 14, "TLS handshake held %d s", secs);
+
+    vault_client_t *vc = unix_client(v); /* and it still serves */
+    ck_assert_int_eq(vault_ping(vc), VAULT_OK);
+    vault_client_free(vc);
+    ck_assert_int_eq(h_vault_stop(v, SIGTERM), 0);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_vault_isolation");
@@ -328,6 +383,7 @@ int main(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, gateway_role_is_denied_the_vault_schema);
     tcase_add_test(tc, peer_uid_not_on_the_allow_list_is_refused);
+    tcase_add_test(tc, a_peer_dripping_bytes_is_cut_off_at_the_frame_timeout);
     tcase_add_test(tc, key_custodians_cannot_read_cards_and_card_users_cannot_touch_keys);
     tcase_add_test(tc, mtls_client_with_the_cas_certificate_is_served);
     tcase_add_test(tc, mtls_clients_without_a_valid_certificate_are_refused);
