@@ -16,31 +16,10 @@ static bool notify_running;
 
 static PGconn *listen_connect(void)
 {
-    /* Over TCP, a peer that vanished without a reset (failover, partition)
-     * would leave this connection silently deaf; keepalives and a user
-     * timeout make the kernel notice within half a minute (ignored on unix
-     * sockets, where the server's exit is seen at once). */
-    const char *keys[] = {"dbname",
-                          "application_name",
-                          "keepalives",
-                          "keepalives_idle",
-                          "keepalives_interval",
-                          "keepalives_count",
-                          "tcp_user_timeout",
-                          "password",
-                          NULL};
-    const char *vals[] = {gw_cfg.db_conninfo,
-                          "gatewayd-listen",
-                          "1",
-                          "10",
-                          "5",
-                          "3",
-                          "20000",
-                          gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL,
-                          NULL};
-    if (!vals[7])
-        keys[7] = NULL;
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    /* keepalives: a listener silently deaf after a failover would miss
+     * every change notice */
+    PGconn *pg = db_connect(gw_cfg.db_conninfo, "gatewayd-listen",
+                            gw_cfg.db_password ? secret_str(gw_cfg.db_password) : NULL);
     if (PQstatus(pg) != CONNECTION_OK) {
         PQfinish(pg);
         return NULL;

@@ -77,15 +77,31 @@ void db_param_bytes(db_params_t *p, const void *data, size_t len)
     param_set(p, data, (int)len, 1);
 }
 
+/* Over TCP, a server that vanished without a reset (a failover, a partition)
+ * would leave a connection waiting on the kernel for a quarter of an hour,
+ * and with it the dispatcher, the recovery worker or a request; keepalives
+ * and a user timeout make the kernel notice within half a minute. (Ignored
+ * on unix sockets, where the server's exit is seen at once.) */
+PGconn *db_connect(const char *conninfo, const char *appname, const char *password)
+{
+    const char *keys[] = {"dbname",
+                          "application_name",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "password",
+                          NULL};
+    const char *vals[] = {conninfo, appname, "1", "10", "5", "3", "20000", password, NULL};
+    if (!password)
+        keys[7] = NULL;
+    return PQconnectdbParams(keys, vals, 1);
+}
+
 static PGconn *connect_pg(db_pool_t *p)
 {
-    const char *keys[4] = {"dbname", "application_name", NULL, NULL};
-    const char *vals[4] = {p->conninfo, p->appname, NULL, NULL};
-    if (p->password) {
-        keys[2] = "password";
-        vals[2] = p->password;
-    }
-    PGconn *pg = PQconnectdbParams(keys, vals, 1);
+    PGconn *pg = db_connect(p->conninfo, p->appname, p->password);
     if (PQstatus(pg) != CONNECTION_OK) {
         char msg[256];
         snprintf(msg, sizeof msg, "%s", PQerrorMessage(pg));

@@ -251,6 +251,9 @@ typedef struct {
 } db_pool_config_t;
 
 db_pool_t *db_pool_create(const db_pool_config_t *cfg) PC_WUR;
+/* One connection (password may be NULL), with TCP keepalives and a user
+ * timeout; check PQstatus. */
+PGconn *db_connect(const char *conninfo, const char *appname, const char *password) PC_WUR;
 void db_pool_destroy(db_pool_t *p);
 db_conn_t *db_pool_acquire(db_pool_t *p) PC_WUR;
 void db_pool_release(db_conn_t *c);

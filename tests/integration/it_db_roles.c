@@ -73,6 +73,38 @@ START_TEST(migrations_are_recorded_and_idempotent)
 }
 END_TEST
 
+/* The services' connections (the pool's, the change listener's) ask the
+ * kernel to notice a server that vanished without a reset: keepalives and a
+ * TCP user timeout, so a failover does not leave a worker waiting for a
+ * quarter of an hour. */
+START_TEST(service_connections_carry_keepalives_and_a_user_timeout)
+{
+    char *ci = h_conninfo(db, "gateway");
+    char *pw = file_read_all(h_password_file("gateway"), 4096, NULL);
+    if (pw)
+        pw[strcspn(pw, "\n")] = '\0';
+    PGconn *pg = db_connect(ci, "it_db_roles", pw);
+    ck_assert_int_eq(PQstatus(pg), CONNECTION_OK);
+    const char *want[][2] = {{"keepalives", "1"},
+                             {"keepalives_idle", "10"},
+                             {"keepalives_interval", "5"},
+                             {"keepalives_count", "3"},
+                             {"tcp_user_timeout", "20000"}};
+    PQconninfoOption *opts = PQconninfo(pg);
+    for (size_t i = 0; i < PC_ARRAY_LEN(want); i++) {
+        const char *got = NULL;
+        for (PQconninfoOption *o = opts; o && o->keyword; o++)
+            if (!strcmp(o->keyword, want[i][0]))
+                got = o->val;
+        ck_assert_msg(got && !strcmp(got, want[i][1]), "%s = %s", want[i][0], got ? got : "?");
+    }
+    PQconninfoFree(opts);
+    PQfinish(pg);
+    free(ci);
+    free(pw);
+}
+END_TEST
+
 int main(void)
 {
     h_init("it_db_roles");
@@ -82,6 +114,7 @@ int main(void)
     tcase_add_test(tc, gateway_role_is_refused_on_the_vault_schema);
     tcase_add_test(tc, audit_log_is_insert_only_for_services);
     tcase_add_test(tc, migrations_are_recorded_and_idempotent);
+    tcase_add_test(tc, service_connections_carry_keepalives_and_a_user_timeout);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
 }
