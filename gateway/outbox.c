@@ -358,12 +358,27 @@ static void reclaim(outbox_item_t *it)
     json_decref(short_lines);
 }
 
+/* A release is queued at once when a reserve's outcome is unknown (it timed
+ * out on our side), and so may reach the inventory before the reserve
+ * itself: "no such reservation" then, and the reserve arriving after it
+ * would hold the stock, with nobody left to release it, until its TTL (a
+ * day for a checkout held for review). For twice the platform timeout and
+ * a margin, a release's 404 is therefore "not yet", tried again; after
+ * that, a reservation that is not there was never made. */
+static bool reserve_may_be_on_its_way(const outbox_item_t *it)
+{
+    return it->age_s * 1000 < 2 * (int64_t)gw_cfg.platform_timeout_ms + 5000;
+}
+
 static void deliver_inventory(outbox_item_t *it)
 {
     bool commit = it->kind == OUTBOX_INVENTORY_COMMIT;
     long http = 0;
     plat_status_t st = gw_inventory_finish(it->target, commit, &http);
-    if (st == PLAT_OK || (!commit && http == 404)) {
+    if (!commit && http == 404 && reserve_may_be_on_its_way(it)) {
+        it->result = OUTBOX_RETRY;
+        snprintf(it->error, sizeof it->error, "no such reservation yet; its reserve may be late");
+    } else if (st == PLAT_OK || (!commit && http == 404)) {
         it->result = OUTBOX_DELIVERED;
     } else if (commit && st == PLAT_REJECTED && (http == 404 || http == 409)) {
         reclaim(it);

@@ -16,6 +16,7 @@ typedef struct {
     char *target; /* webhook URL or reservation id */
     int attempts;
     int64_t lease; /* the claim's leased_until, in epoch microseconds */
+    int64_t age_s; /* since the row was queued */
     bool too_old;
     char *ev_type;
     char ev_created[32]; /* RFC 3339 UTC, like every time in the API */

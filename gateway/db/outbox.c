@@ -26,7 +26,8 @@ DB_STMT(outbox_claim,
         " ev.type, to_char(ev.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
         " ev.data::text, w.secret_sealed, "
         " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END, "
-        " (extract(epoch FROM o.leased_until) * 1000000)::bigint "
+        " (extract(epoch FROM o.leased_until) * 1000000)::bigint, "
+        " extract(epoch FROM now() - o.created_at)::bigint "
         "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
         "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = "
@@ -74,6 +75,7 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
         it[i].secret_sealed = dup_or_null(r, i, 11);
         it[i].previous_sealed = dup_or_null(r, i, 12);
         it[i].lease = db_i64(r, i, 13);
+        it[i].age_s = db_i64(r, i, 14);
     }
     PQclear(r);
     *items = it;

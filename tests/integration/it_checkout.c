@@ -373,6 +373,36 @@ START_TEST(a_lookup_the_provider_can_no_longer_answer_is_left_to_a_person)
 }
 END_TEST
 
+static bool release_delivered(void *cls)
+{
+    (void)cls;
+    return h_sql_long(st->db, "SELECT count(*) FROM gateway.outbox WHERE kind = "
+                              "'inventory_release' AND state = 'delivered' AND created_at > "
+                              "now() - interval '1 minute'") >= 1;
+}
+
+/* A reserve that times out on our side is released at once, and that release
+ * can reach the inventory before the reserve does ("no such reservation").
+ * It is tried again until the reserve could no longer be on its way, so the
+ * stock the late reserve takes is let go, not held until its TTL. */
+START_TEST(a_release_that_overtakes_its_reserve_still_releases)
+{
+    long reserved = h_stack_stock(st, "SKU-BLUE-MUG", "reserved"), status = -1;
+    h_sandbox_faults(st->inventory, "{\"mode\":\"latency\",\"latency_ms\":4500}");
+    int64_t t0 = time_mono_us();
+    pthread_t t;
+    pthread_create(&t, NULL, checkout_thread, &status);
+    usleep(800 * 1000); /* its reserve is under way; what comes next is fast */
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    pthread_join(t, NULL);
+    ck_assert_int_eq(status, 503);            /* inventory_unavailable after the 3 s timeout */
+    while (time_mono_us() - t0 < 6500 * 1000) /* the late reserve has landed */
+        usleep(100 * 1000);
+    ck_assert(h_wait_until(release_delivered, NULL, 20000));
+    ck_assert_int_eq(h_stack_stock(st, "SKU-BLUE-MUG", "reserved"), reserved);
+}
+END_TEST
+
 static bool finished(void *cls)
 {
     return h_sql_long(st->db,
@@ -740,6 +770,8 @@ int main(void)
     tcase_add_test(tc, a_commit_refused_with_429_is_retried_until_it_lands);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
     tcase_add_test(tc, a_lookup_the_provider_can_no_longer_answer_is_left_to_a_person);
+    tcase_add_test(tc, a_release_that_overtakes_its_reserve_still_releases);
+    /* last: it restarts the gateway in its own (forked) test process */
     tcase_add_test(tc, a_checkout_killed_before_paying_is_failed_without_a_provider_call);
     suite_add_tcase(s, tc);
     return h_run_suite(s);
