@@ -305,6 +305,11 @@ START_TEST(mtls_clients_without_a_valid_certificate_are_refused)
     ck_assert_int_eq(vault_tokenize(rogue, "mer_a", "4242424242424242", 12, 2030, NULL, NULL, &m),
                      VAULT_UNAVAILABLE);
     vault_client_free(rogue);
+    /* a certificate from the right CA, for another service than the gateway */
+    vault_client_t *other = tls_client(v, "localhost", "ca", "other-client");
+    ck_assert_int_eq(vault_tokenize(other, "mer_a", "4242424242424242", 12, 2030, NULL, NULL, &m),
+                     VAULT_DENIED);
+    vault_client_free(other);
     /* the client refuses a server it cannot verify: wrong CA, wrong name */
     vault_client_t *wrong_ca = tls_client(v, "localhost", "rogue-ca", "client");
     ck_assert_int_eq(vault_ping(wrong_ca), VAULT_UNAVAILABLE);
@@ -315,6 +320,7 @@ START_TEST(mtls_clients_without_a_valid_certificate_are_refused)
     ck_assert_int_eq(h_sql_long(db, "SELECT count(*) FROM vault.cards"), 0);
     char *log = file_read_all(v->log, 1 << 20, NULL);
     ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"TLS client refused\""));
+    ck_assert_ptr_nonnull(strstr(log, "\"msg\":\"TLS peer refused: name not on the allow list\""));
     free(log);
     /* still serving the legitimate client */
     vault_client_t *vc = tls_client(v, "localhost", "ca", "client");

@@ -28,6 +28,10 @@ const cfg_item_t vd_cfg_items[] = {
      "vaultd's certificate"},
     {"tls.key_file", CFG_STRING, NULL, "--tls-key-file", NULL, 0, 0, &vd_cfg.tls_key_file,
      "vaultd's private key (a file private to its owner)"},
+    {"tls.allow_names", CFG_STRING, NULL, "--tls-allow-names", "gatewayd", 0, 0,
+     &vd_cfg.tls_allow_names,
+     "client certificate common names (comma-separated) allowed card operations: the CA "
+     "vouches for who a peer is, this list for what it may do"},
     {"kek", CFG_SECRET, NULL, "--kek-file", NULL, 0, 0, &vd_cfg.kek,
      "file holding the key-encrypting key: 64 hex characters, mode 0600", "kek", CFG_REQUIRED},
     {"database.conninfo", CFG_STRING, "PORTCULLIS_VAULT_DB", "--db", NULL, 0, 0,

@@ -78,14 +78,38 @@ static void fd_track(int fd, bool add)
 
 /* ------------------------------------------------------------ one connection */
 
+/* Whether name is one of the comma-separated list's entries (spaces around
+ * an entry ignored). */
+static bool name_in(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        p += strspn(p, " ,");
+        size_t len = strcspn(p, ",");
+        size_t end = len;
+        while (end > 0 && p[end - 1] == ' ')
+            end--;
+        if (end == n && n > 0 && !memcmp(p, name, n))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 static void identify(vd_conn_t *c, const accepted_t *a)
 {
     if (a->tls) {
         char cn[64];
         vio_peer_name(c->io, cn, sizeof cn);
         snprintf(c->peer, sizeof c->peer, "tls:%s", cn[0] ? cn : a->addr);
-        c->allowed = true; /* the CA vouched for it */
-        c->admin = false;  /* key administration is local only */
+        /* the CA says who the peer is; whether that one may have cards is
+         * ours to say: a CA that also certifies other services must not
+         * make them card readers */
+        c->allowed = cn[0] && name_in(vd_cfg.tls_allow_names, cn);
+        c->admin = false; /* key administration is local only */
+        if (!c->allowed)
+            log_json(LOG_WARN, "TLS peer refused: name not on the allow list",
+                     json_pack("{s:s, s:s}", "name", cn, "address", a->addr));
         return;
     }
     struct ucred cred;

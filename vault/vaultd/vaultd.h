@@ -20,6 +20,7 @@
 typedef struct {
     char *socket_path, *socket_group, *allow_uids, *admin_uids;
     char *tls_address, *tls_port_file, *tls_ca_file, *tls_cert_file, *tls_key_file;
+    char *tls_allow_names;
     int64_t tls_port;
     secret_t *kek;
     char *db_conninfo;
