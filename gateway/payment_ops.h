@@ -76,7 +76,8 @@ typedef enum { GW_OP_SHAPE_PAYMENT, GW_OP_SHAPE_REFUND, GW_OP_SHAPE_CHECKOUT } g
  * request itself or the recovery worker gets there: "failed" is an error
  * (503 providers_unavailable when no provider answered, else 409
  * invalid_state); otherwise 200, or 202 while "unknown", with the shape's
- * object. Returns the body (malloc'd), NULL if the database failed. */
+ * object. Returns the body (malloc'd), NULL if the database failed. c may
+ * be NULL when state is "failed". */
 char *gw_op_render(db_conn_t *c, const char *merchant_id, const char *payment_id, const gw_op_t *op,
                    const char *state, const prv_result_t *res, gw_op_shape_t shape,
                    int *status) PC_WUR;

@@ -116,13 +116,15 @@ enum MHD_Result gw_op_answer_rendered(gw_request_t *rq, const gw_idem_t *k, cons
                                       gw_op_shape_t shape)
 {
     int status = 0;
-    db_conn_t *c = db_pool_acquire(gw.db);
-    char *body = c ? gw_op_render(c, rq->auth.merchant_id,
-                                  shape == GW_OP_SHAPE_CHECKOUT ? NULL : rq->params[0], op, state,
-                                  res, shape, &status)
-                   : NULL;
+    bool failed = !strcmp(state, "failed"); /* an error needs no database */
+    db_conn_t *c = failed ? NULL : db_pool_acquire(gw.db);
+    char *body = failed || c ? gw_op_render(c, rq->auth.merchant_id,
+                                            shape == GW_OP_SHAPE_CHECKOUT ? NULL : rq->params[0],
+                                            op, state, res, shape, &status)
+                             : NULL;
     db_pool_release(c);
     if (!body) /* the outcome is recorded; a replay or GET tells it */
-        return gw_reply_error(rq, c ? ERR_INTERNAL : ERR_DATABASE_UNAVAILABLE, NULL, NULL);
+        return gw_reply_error(rq, failed || c ? ERR_INTERNAL : ERR_DATABASE_UNAVAILABLE, NULL,
+                              NULL);
     return gw_op_answer(rq, k, status, body);
 }
