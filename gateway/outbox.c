@@ -380,8 +380,17 @@ static void deliver_inventory(outbox_item_t *it)
         snprintf(it->error, sizeof it->error, "no such reservation yet; its reserve may be late");
     } else if (st == PLAT_OK || (!commit && http == 404)) {
         it->result = OUTBOX_DELIVERED;
+    } else if (commit && http == 404 && it->maybe_done) {
+        /* an earlier try may have committed it, and the inventory has since
+         * forgotten the reservation: taking the stock again could sell it
+         * twice, so a person decides */
+        it->result = OUTBOX_FAILED;
+        snprintf(it->error, sizeof it->error,
+                 "no such reservation, and an earlier commit's outcome is unknown");
+        log_json(LOG_ERROR, "inventory commit needs manual reconciliation",
+                 json_pack("{s:s}", "reservation_id", it->target));
     } else if (commit && st == PLAT_REJECTED && (http == 404 || http == 409)) {
-        reclaim(it);
+        reclaim(it); /* a 409: the inventory says it ended uncommitted */
     } else if (st == PLAT_REJECTED && http != 408 && http != 429) {
         /* e.g. committing a reservation that expired: retrying cannot help */
         it->result = OUTBOX_FAILED;
@@ -394,6 +403,7 @@ static void deliver_inventory(outbox_item_t *it)
         /* down, timed out, or "not now" (408, 429): a paid order's commit must
          * not be given up for a passing refusal */
         it->result = OUTBOX_RETRY;
+        it->unknown_now = commit && (st == PLAT_UNKNOWN || http >= 500);
         snprintf(it->error, sizeof it->error, "inventory %s",
                  st == PLAT_UNKNOWN    ? "timeout"
                  : st == PLAT_REJECTED ? "busy"

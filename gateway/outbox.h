@@ -17,6 +17,7 @@ typedef struct {
     int attempts;
     int64_t lease; /* the claim's leased_until, in epoch microseconds */
     int64_t age_s; /* since the row was queued */
+    bool maybe_done; /* an earlier try's outcome is unknown (inventory commits) */
     bool too_old;
     char *ev_type;
     char ev_created[32]; /* RFC 3339 UTC, like every time in the API */
@@ -27,6 +28,7 @@ typedef struct {
     outbox_result_t result;
     double retry_in_s;
     char error[200];
+    bool unknown_now; /* this try's outcome is unknown: recorded as maybe_done */
 } outbox_item_t;
 
 /* Claims up to `limit` due rows (one statement, its own transaction) and

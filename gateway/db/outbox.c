@@ -27,7 +27,7 @@ DB_STMT(outbox_claim,
         " ev.data::text, w.secret_sealed, "
         " CASE WHEN w.previous_expires_at > now() THEN w.previous_sealed END, "
         " (extract(epoch FROM o.leased_until) * 1000000)::bigint, "
-        " extract(epoch FROM now() - o.created_at)::bigint "
+        " extract(epoch FROM now() - o.created_at)::bigint, o.outcome_unknown "
         "FROM leased o "
         "LEFT JOIN gateway.events ev ON ev.id = o.event_id "
         "LEFT JOIN gateway.webhook_endpoints w ON w.merchant_id = o.merchant_id AND w.id = "
@@ -76,6 +76,7 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
         it[i].previous_sealed = dup_or_null(r, i, 12);
         it[i].lease = db_i64(r, i, 13);
         it[i].age_s = db_i64(r, i, 14);
+        it[i].maybe_done = db_bool(r, i, 15);
     }
     PQclear(r);
     *items = it;
@@ -85,14 +86,15 @@ db_status_t db_outbox_claim(db_conn_t *c, int limit, int64_t max_age_s, int leas
 
 DB_STMT(outbox_results,
         "WITH v AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::double precision[], "
-        " $4::text[], $5::bigint[]) AS v(id, state, delay, err, lease)), "
+        " $4::text[], $5::bigint[], $6::boolean[]) AS v(id, state, delay, err, lease, unknown)), "
         "upd AS (UPDATE gateway.outbox o SET state = v.state, leased_until = NULL, "
         " last_error = CASE WHEN v.delay < 0 THEN o.last_error ELSE v.err END, "
         " attempts = o.attempts + CASE WHEN v.delay < 0 THEN 0 ELSE 1 END, "
         " next_attempt_at = CASE WHEN v.state = 'pending' THEN now() + make_interval(secs => "
         "GREATEST(v.delay, 0)) "
         "   ELSE o.next_attempt_at END, "
-        " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END "
+        " delivered_at = CASE WHEN v.state = 'delivered' THEN now() END, "
+        " outcome_unknown = o.outcome_unknown OR v.unknown "
         " FROM v WHERE o.id = v.id AND o.state = 'pending' "
         "  AND (extract(epoch FROM o.leased_until) * 1000000)::bigint = v.lease "
         " RETURNING o.kind, o.target, o.state) "
@@ -105,11 +107,13 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
 {
     char **ids = calloc((size_t)n, sizeof *ids), **delays = calloc((size_t)n, sizeof *delays);
     char **leases = calloc((size_t)n, sizeof *leases);
+    const char **unknown = calloc((size_t)n, sizeof *unknown);
     const char **states = calloc((size_t)n, sizeof *states), **errs = calloc((size_t)n, sizeof *errs);
     for (int i = 0; i < n; i++) {
         ids[i] = str_printf("%lld", (long long)items[i].id);
         delays[i] = str_printf("%.3f", items[i].retry_in_s);
         leases[i] = str_printf("%lld", (long long)items[i].lease);
+        unknown[i] = items[i].unknown_now ? "t" : "f";
         states[i] = items[i].result == OUTBOX_DELIVERED ? "delivered"
                     : items[i].result == OUTBOX_FAILED  ? "failed"
                                                         : "pending";
@@ -120,6 +124,7 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     char *a3 = db_text_array((const char *const *)delays, n);
     char *a4 = db_text_array(errs, n);
     char *a5 = db_text_array((const char *const *)leases, n);
+    char *a6 = db_text_array(unknown, n);
     db_params_t p;
     db_params_init(&p);
     db_param_text(&p, a1);
@@ -127,6 +132,7 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     db_param_text(&p, a3);
     db_param_text(&p, a4);
     db_param_text(&p, a5);
+    db_param_text(&p, a6);
     PGresult *r;
     db_status_t s = db_exec(c, &outbox_results, &p, &r);
     PQclear(r);
@@ -138,6 +144,7 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     free(ids);
     free(delays);
     free(leases);
+    free(unknown);
     free(states);
     free(errs);
     free(a1);
@@ -145,6 +152,7 @@ db_status_t db_outbox_results(db_conn_t *c, const outbox_item_t *items, int n)
     free(a3);
     free(a4);
     free(a5);
+    free(a6);
     return s;
 }
 

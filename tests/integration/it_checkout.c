@@ -669,6 +669,61 @@ START_TEST(a_commit_retried_after_a_lost_answer_takes_the_stock_once)
 }
 END_TEST
 
+static void commit_answers_get_lost(void)
+{
+    h_sandbox_faults(st->inventory, "{\"mode\":\"timeout\",\"after_processing\":true}");
+}
+
+static bool commit_in_doubt(void *cls)
+{
+    return commit_rows(cls, "o.outcome_unknown AND o.attempts >= 1") == 1;
+}
+
+/* A commit whose answer is lost is remembered as possibly made, and the
+ * next try, hearing "committed", delivers it: the stock is committed once. */
+START_TEST(a_commit_whose_answer_was_lost_is_remembered_as_possibly_made)
+{
+    long committed = h_stack_stock(st, "SKU-TEAPOT", "committed");
+    char *id = paid_while(false, commit_answers_get_lost);
+    ck_assert(h_wait_until(commit_in_doubt, id, 30000));
+    h_sandbox_faults(st->inventory, "{\"mode\":\"none\"}");
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(commit_rows(id, "o.state = 'delivered'"), 1);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-TEAPOT", "committed"), committed + 1);
+    free(id);
+}
+END_TEST
+
+/* A commit whose earlier try may have gone through (its answer was lost),
+ * for a reservation the inventory no longer knows (404: services forget
+ * closed reservations after a while): taking the stock again could sell it
+ * twice, so the row fails for a person to reconcile and nothing is taken. */
+START_TEST(a_forgotten_reservation_whose_commit_may_have_gone_through_is_left_to_a_person)
+{
+    h_resp_t r = checkout("4242424242424242", "SKU-RED-MUG", 1, NULL);
+    ck_assert_msg(r.status == 200, "%ld %s", r.status, r.body);
+    char *id = strdup(h_json_str(r.json, "id"));
+    h_resp_free(&r);
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    long committed = h_stack_stock(st, "SKU-RED-MUG", "committed");
+    long reserved = h_stack_stock(st, "SKU-RED-MUG", "reserved");
+    free(h_sql(st->db,
+               "UPDATE gateway.checkouts SET reservation_id = 'res_forgotten_' || id, "
+               "reservation_state = 'reserved' WHERE id = '%s' RETURNING 1",
+               id));
+    free(h_sql(st->db,
+               "INSERT INTO gateway.outbox (kind, merchant_id, target, outcome_unknown) "
+               "SELECT 'inventory_commit', merchant_id, reservation_id, true "
+               "FROM gateway.checkouts WHERE id = '%s' RETURNING 1",
+               id));
+    ck_assert(h_wait_until(outbox_commit_settled, id, 15000));
+    ck_assert_int_eq(commit_rows(id, "o.state = 'failed' AND o.last_error LIKE '%%unknown%%'"), 1);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-RED-MUG", "committed"), committed);
+    ck_assert_int_eq(h_stack_stock(st, "SKU-RED-MUG", "reserved"), reserved);
+    free(id);
+}
+END_TEST
+
 static int nblockers;
 
 /* someone else buys every TEAPOT left while the order is being paid */
@@ -766,6 +821,9 @@ int main(void)
     tcase_add_test(tc, authorize_only_then_capture_partially);
     tcase_add_test(tc, a_commit_after_the_reservation_ended_takes_the_stock_again);
     tcase_add_test(tc, a_commit_retried_after_a_lost_answer_takes_the_stock_once);
+    tcase_add_test(tc, a_commit_whose_answer_was_lost_is_remembered_as_possibly_made);
+    tcase_add_test(tc,
+                   a_forgotten_reservation_whose_commit_may_have_gone_through_is_left_to_a_person);
     tcase_add_test(tc, a_paid_order_whose_stock_was_sold_meanwhile_is_reported_once);
     tcase_add_test(tc, a_commit_refused_with_429_is_retried_until_it_lands);
     tcase_add_test(tc, a_provider_slower_than_the_lease_is_cut_off_before_the_lease_ends);
