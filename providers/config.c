@@ -72,20 +72,14 @@ static void fail(jspec_error_t *err, err_code_t code, const char *param, const c
     err->code = code;
 }
 
+static bool starts_with(const char *prefix, size_t n, const void *value)
+{
+    return !strncmp(value, prefix, n);
+}
+
 static bool prefix_ok(const char *value, const char *prefixes)
 {
-    if (!prefixes)
-        return true;
-    const char *p = prefixes;
-    while (*p) {
-        size_t n = strcspn(p, " ");
-        if (n && !strncmp(value, p, n))
-            return true;
-        p += n;
-        while (*p == ' ')
-            p++;
-    }
-    return false;
+    return !prefixes || prv_words_any(prefixes, starts_with, value);
 }
 
 /* Checks one credentials object against the adapter's fields. Reasons never

@@ -73,6 +73,10 @@ const prv_code_t *prv_code_find(const prv_code_t *table, const char *code);
 void prv_result_set(prv_result_t *r, prv_outcome_t o, bool hard, const char *reason,
                     const char *code);
 void prv_result_code(prv_result_t *r, const prv_code_t *table, const char *code);
+/* Whether match(word, length, ctx) holds for a word of the space-separated
+ * list (the adapters' tables write short lists that way). */
+bool prv_words_any(const char *list, bool (*match)(const char *w, size_t n, const void *ctx),
+                   const void *ctx);
 /* Copies a provider's code if it looks like one, else "unrecognized" ("" for
  * NULL or ""). */
 void prv_code_copy(char *dst, size_t n, const char *code);

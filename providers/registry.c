@@ -25,23 +25,13 @@ const prv_adapter_t *prv_adapter_find(const char *type)
 
 /* host is domain, or ends in "." + domain (a label boundary, so that
  * "evilstripe.com" is not "stripe.com"). Case-insensitive, as DNS is. */
-static bool host_in_domain(const char *host, const char *domain, size_t dl)
+static bool host_in_domain(const char *domain, size_t dl, const void *ctx)
 {
+    const char *host = ctx;
     size_t hl = strlen(host);
     if (hl == dl)
         return strncasecmp(host, domain, dl) == 0;
     return hl > dl && host[hl - dl - 1] == '.' && strncasecmp(host + hl - dl, domain, dl) == 0;
-}
-
-static bool host_allowed(const prv_adapter_t *a, const char *host)
-{
-    for (const char *p = a->api_domains; p && *p;) {
-        size_t n = strcspn(p, " ");
-        if (n && host_in_domain(host, p, n))
-            return true;
-        p += n + strspn(p + n, " ");
-    }
-    return false;
 }
 
 bool prv_base_url_allowed(const prv_adapter_t *a, const char *url)
@@ -53,7 +43,8 @@ bool prv_base_url_allowed(const prv_adapter_t *a, const char *url)
     CURLU *u = curl_url();
     char *host = NULL;
     bool ok = u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host_allowed(a, host);
+              curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+              prv_words_any(a->api_domains, host_in_domain, host);
     curl_free(host);
     curl_url_cleanup(u);
     return ok;

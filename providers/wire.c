@@ -325,6 +325,18 @@ bool prv_json_i64(const json_t *o, const char *key, int64_t *out)
     return true;
 }
 
+bool prv_words_any(const char *list, bool (*match)(const char *w, size_t n, const void *ctx),
+                   const void *ctx)
+{
+    for (const char *p = list; p && *p;) {
+        size_t n = strcspn(p, " ");
+        if (n && match(p, n, ctx))
+            return true;
+        p += n + strspn(p + n, " ");
+    }
+    return false;
+}
+
 void prv_copy(char *dst, size_t n, const char *src)
 {
     snprintf(dst, n, "%s", src ? src : "");
